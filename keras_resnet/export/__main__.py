@@ -1,0 +1,117 @@
+"""`python -m keras_resnet.export RUN_DIR`: export a training run and evaluate every format.
+
+Reads RUN_DIR/model.keras and RUN_DIR/config.json, loads the run's data set (training
+images to calibrate int8 on, test images to evaluate), writes RUN_DIR/export/ whole or
+not at all, prints the markdown report and, as the last line, the JSON report.
+"""
+
+import json
+import os
+import sys
+
+from keras_resnet import cli
+from keras_resnet.export import convert
+
+DEFAULT_FORMATS = "saved_model,tflite,tflite-fp16,tflite-dynamic,tflite-int8"
+
+
+def build_parser():
+    parser = cli.ArgumentParser(
+        prog="python -m keras_resnet.export",
+        description="Export a trained run to SavedModel and TFLite, and evaluate each format.")
+    parser.add_argument("run_dir", help="training run folder with model.keras and config.json")
+    parser.add_argument("--formats", default=DEFAULT_FORMATS,
+                        help=f"comma-separated, among {','.join(convert.FORMATS)} "
+                             f"(default {DEFAULT_FORMATS}); keras is always evaluated")
+    data = parser.add_argument_group("data")
+    data.add_argument("--data-dir", help="data set folder (default: the run's data_dir)")
+    data.add_argument("--calibration-samples", type=int,
+                      default=convert.DEFAULT_CALIBRATION_SAMPLES,
+                      help="training images to calibrate int8 on (default 500)")
+    data.add_argument("--test-samples", type=int, default=None,
+                      help="evaluate on the first N test images only (default: all)")
+    data.add_argument("--skip-eval", action="store_true",
+                      help="write the formats without evaluating them")
+    parser.add_argument("--latency-runs", type=int, default=100,
+                        help="timed single-image calls per format and thread count; 0 skips")
+    return parser
+
+
+def _read_run(run_dir):
+    model_path = os.path.join(run_dir, "model.keras")
+    if not os.path.isfile(model_path):
+        raise ValueError(f"The run folder has no model.keras. Received: run_dir={run_dir!r}")
+    config_path = os.path.join(run_dir, "config.json")
+    if not os.path.isfile(config_path):
+        return model_path, {}
+    try:
+        with open(config_path) as file:
+            return model_path, json.load(file)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"config.json is not valid JSON ({error}). "
+                         f"Received: config={config_path!r}") from None
+
+
+def _load_data(data_config, data_dir, formats):
+    try:
+        from keras_resnet.data import load_data
+
+        return load_data(dataset=data_config.get("dataset", "cifar10"), data_dir=data_dir,
+                         image_size=tuple(data_config.get("image_size", (32, 32))),
+                         val_split=data_config.get("val_split", 0.1),
+                         seed=data_config.get("seed", 0))
+    except Exception as error:  # noqa: BLE001 - any failure here is "no data", said once.
+        need = ("tflite-int8 needs training images to calibrate on"
+                if "tflite-int8" in formats else "evaluation needs the test set")
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise ValueError(f"{need}, and the data set could not be loaded ({reason}); pass "
+                         f"--data-dir{'' if 'tflite-int8' in formats else ' or --skip-eval'}. "
+                         f"Received: data_dir={data_dir!r}") from None
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    formats = convert.check_formats(args.formats)
+    for flag, value, minimum in (("calibration_samples", args.calibration_samples, 1),
+                                 ("latency_runs", args.latency_runs, 0),
+                                 ("test_samples", args.test_samples or 1, 1)):
+        if value < minimum:
+            raise ValueError(f"--{flag.replace('_', '-')} must be at least {minimum}. "
+                             f"Received: {flag}={value}")
+    model_path, run_config = _read_run(args.run_dir)
+    data_config = run_config.get("data") or {}
+    data_dir = args.data_dir or data_config.get("data_dir")
+    if data_dir is not None and not os.path.isdir(data_dir):
+        raise ValueError(f"The data folder does not exist. Received: data_dir={data_dir!r}")
+
+    from keras_resnet.quiet import import_keras
+
+    keras = import_keras()
+    from keras_resnet.export.exporter import export_model
+
+    splits = None
+    if "tflite-int8" in formats or not args.skip_eval:
+        splits = _load_data(data_config, data_dir, formats)
+    test_images = test_labels = None
+    if splits is not None and not args.skip_eval:
+        test_images, test_labels = splits.x_test, splits.y_test
+        if args.test_samples:
+            test_images, test_labels = (test_images[:args.test_samples],
+                                        test_labels[:args.test_samples])
+    class_names = (list(splits.class_names) if splits is not None
+                   else data_config.get("class_names"))
+    model = keras.models.load_model(model_path, compile=False)
+    report = export_model(
+        model, os.path.join(args.run_dir, "export"), formats,
+        calibration_images=None if splits is None else splits.x_train,
+        test_images=test_images, test_labels=test_labels, class_names=class_names,
+        source_config=run_config or None, calibration_samples=args.calibration_samples,
+        latency_runs=args.latency_runs if not args.skip_eval else 0)
+    with open(os.path.join(args.run_dir, "export", "report.md")) as file:
+        print(file.read())
+    cli.print_json_line(report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))

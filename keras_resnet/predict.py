@@ -1,0 +1,159 @@
+"""`python -m keras_resnet.predict MODEL IMAGE...`: the top classes of images, any format.
+
+MODEL is a `.keras` file, a SavedModel folder or a `.tflite` file (int8 included: its
+input is quantized here). Class names come from `--labels`, else from the
+`metadata.json` the exporter wrote beside the model, else they are `class_<index>`.
+"""
+
+import json
+import os
+import sys
+
+import numpy as np
+
+from keras_resnet import cli
+from keras_resnet.export import runtime
+
+
+def read_images(paths, input_shape):
+    """Reads image files as raw pixels, resized to the model's input.
+
+    Args:
+        paths: list of str. Image files Pillow can open (PNG, JPEG, ...).
+        input_shape: tuple. `(height, width, channels)`; channels 1 or 3.
+
+    Returns:
+        A uint8 array `(len(paths), height, width, channels)`.
+
+    Raises:
+        ValueError: if a file is missing or is not an image.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    height, width, channels = input_shape
+    images = []
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image = image.convert("L" if channels == 1 else "RGB")
+                if image.size != (width, height):
+                    image = image.resize((width, height), Image.BILINEAR)
+                images.append(np.asarray(image, np.uint8).reshape(height, width, channels))
+        except (FileNotFoundError, IsADirectoryError, UnidentifiedImageError) as error:
+            raise ValueError(f"Cannot read the image ({type(error).__name__}). "
+                             f"Received: image={path!r}") from None
+    return np.stack(images)
+
+
+def class_names_for(model_path, num_classes, labels=None):
+    """Class names: `labels` if given, else the exporter's metadata.json beside the model.
+
+    Args:
+        model_path: str. The model file or SavedModel folder.
+        num_classes: int. Outputs of the model.
+        labels: list of str, or None.
+
+    Returns:
+        A list of `num_classes` names; `class_<index>` where nothing names them.
+
+    Raises:
+        ValueError: if `labels` has not one name per class.
+
+    Example:
+
+    >>> class_names_for("no/metadata/model.tflite", 3)
+    ['class_0', 'class_1', 'class_2']
+    """
+    if labels is None:
+        metadata = os.path.join(os.path.dirname(os.path.abspath(model_path.rstrip("/\\"))),
+                                "metadata.json")
+        if os.path.isfile(metadata):
+            with open(metadata) as file:
+                labels = json.load(file).get("class_names")
+    if labels is None:
+        return [f"class_{index}" for index in range(num_classes)]
+    if len(labels) != num_classes:
+        raise ValueError(f"Expected one label per class ({num_classes}). "
+                         f"Received: labels={list(labels)!r}")
+    return list(labels)
+
+
+def predict_files(model_path, image_paths, top_k=3, labels=None):
+    """Top-k classes and probabilities of each image under the model at `model_path`.
+
+    Args:
+        model_path: str. A `.keras` file, SavedModel folder or `.tflite` file.
+        image_paths: list of str. Image files.
+        top_k: int. Classes per image. Defaults to `3`.
+        labels: list of str or None. Class names; see `class_names_for`.
+
+    Returns:
+        One dict per image: `{"image": path, "top_k": [{"class", "index",
+        "probability"}, ...]}`, most probable first.
+
+    Raises:
+        ValueError: on a bad model path or format, an unreadable image, or `top_k < 1`.
+
+    Example:
+
+    >>> result = predict_files(os.path.join(export_dir, "model_int8.tflite"), [png], top_k=2)
+    >>> [len(entry["top_k"]) for entry in result]
+    [2]
+    """
+    if not isinstance(top_k, int) or top_k < 1:
+        raise ValueError(f"`top_k` must be a positive integer. Received: top_k={top_k!r}")
+    predictor = runtime.load_predictor(model_path)
+    probabilities = predictor(read_images(image_paths, predictor.input_shape))
+    names = class_names_for(model_path, probabilities.shape[-1], labels)
+    results = []
+    for path, row in zip(image_paths, probabilities):
+        order = np.argsort(-row, kind="stable")[:top_k]
+        results.append({"image": path, "top_k": [
+            {"class": names[i], "index": int(i), "probability": round(float(row[i]), 6)}
+            for i in order]})
+    return results
+
+
+def _labels(text):
+    if text is None:
+        return None
+    if os.path.isfile(text):
+        with open(text) as file:
+            return [line.strip() for line in file if line.strip()]
+    return [name.strip() for name in text.split(",")]
+
+
+def build_parser():
+    parser = cli.ArgumentParser(
+        prog="python -m keras_resnet.predict",
+        description="Print the top classes of images under an exported model.")
+    parser.add_argument("model", help=".keras file, SavedModel folder or .tflite file")
+    parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
+    parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
+    parser.add_argument("--labels", help="class names: comma-separated, or a file with one "
+                                         "per line (default: metadata.json beside the model)")
+    return parser
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    # Every check that needs no TensorFlow comes first, so bad input fails in milliseconds.
+    runtime.check_model_path(args.model)
+    if args.top_k < 1:
+        raise ValueError(f"--top-k must be a positive integer. Received: top_k={args.top_k}")
+    for path in args.images:
+        if not os.path.isfile(path):
+            raise ValueError(f"No image at that path. Received: image={path!r}")
+    from keras_resnet.quiet import import_keras
+
+    import_keras()
+    results = predict_files(args.model, args.images, args.top_k, _labels(args.labels))
+    for result in results:
+        print(f"{result['image']}: " + ", ".join(
+            f"{entry['class']} {entry['probability']:.4f}" for entry in result["top_k"]))
+    cli.print_json_line({"predictions": results})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))

@@ -1,0 +1,277 @@
+"""Export: every format agrees with the Keras model, the report is whole, bad input is one line.
+
+One small network is trained once per module on generated colored-blob classes (learnable
+in a few epochs), then exported to every format once; the tests read that export.
+"""
+
+import doctest
+import json
+import os
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from keras_resnet import build_resnet, get_variant
+from keras_resnet.export import convert, exporter, runtime
+from keras_resnet.export.exporter import export_model
+from keras_resnet import predict
+
+ALL_FORMATS = tuple(convert.FORMATS)
+CLASS_NAMES = ["red", "green", "blue", "yellow"]
+COLORS = np.array([(220, 40, 40), (40, 200, 60), (50, 60, 220), (220, 210, 40)], np.float32)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def make_blobs(count, seed):
+    """A disc of the class's color, at a random place and size, on a noisy background."""
+    rng = np.random.default_rng(seed)
+    labels = rng.permutation(np.arange(count) % len(COLORS)).astype(np.int32)
+    rows, cols = np.mgrid[:32, :32]
+    images = rng.uniform(0, 90, (count, 32, 32, 3)).astype(np.float32)
+    for image, label in zip(images, labels):
+        center_row, center_col = rng.uniform(8, 24, 2)
+        radius = rng.uniform(5, 9)
+        disc = (rows - center_row) ** 2 + (cols - center_col) ** 2 < radius ** 2
+        image[disc] = COLORS[label] + rng.normal(0, 15, 3)
+    return np.clip(images, 0, 255).astype(np.uint8), labels
+
+
+@pytest.fixture(scope="module")
+def data():
+    (x_train, y_train), (x_test, y_test) = make_blobs(400, 0), make_blobs(200, 1)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+@pytest.fixture(scope="module")
+def trained(data):
+    keras.utils.set_random_seed(0)
+    model = build_resnet(get_variant("tiny", channels=(8, 16, 32), num_classes=4))
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(data["x_train"], data["y_train"], batch_size=32, epochs=5, verbose=0)
+    assert model.evaluate(data["x_test"], data["y_test"], verbose=0)[1] > 0.9
+    return model
+
+
+@pytest.fixture(scope="module")
+def exported(trained, data, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("run")
+    source = {"variant": "tiny", "data": {"class_names": CLASS_NAMES}}
+    report = export_model(trained, run_dir / "export", ALL_FORMATS, data["x_train"],
+                          data["x_test"], data["y_test"], CLASS_NAMES, source, latency_runs=5)
+    return run_dir / "export", report
+
+
+def test_every_format_is_written_and_reported(exported):
+    export_dir, report = exported
+    assert list(report["formats"]) == list(ALL_FORMATS)
+    for fmt, row in report["formats"].items():
+        assert os.path.exists(export_dir / convert.FORMATS[fmt]), fmt
+        assert row["file"] == convert.FORMATS[fmt]
+        assert row["bytes"] == convert.path_bytes(str(export_dir / row["file"])) > 0
+        assert 0.9 <= row["accuracy"] <= 1 and 0.9 <= row["agreement"] <= 1
+        assert set(row["latency_ms"]["threads_all"]) == {"mean", "p50", "p99", "runs"}
+        assert (row["latency_ms"]["threads_1"] is None) == (fmt in ("keras", "saved_model"))
+    assert report["test_samples"] == 200 and report["calibration_samples"] == 400
+    assert json.loads((export_dir / "report.json").read_text()) == json.loads(
+        json.dumps(report))
+    markdown = (export_dir / "report.md").read_text()
+    assert all(f"| {fmt} |" in markdown for fmt in ALL_FORMATS)
+    assert sorted(os.listdir(export_dir.parent)) == ["export"], "temporary folders left"
+
+
+def test_metadata_describes_inputs_outputs_and_source(exported):
+    export_dir, _ = exported
+    metadata = json.loads((export_dir / "metadata.json").read_text())
+    assert metadata["class_names"] == CLASS_NAMES
+    assert metadata["source_config"]["variant"] == "tiny"
+    int8 = metadata["formats"]["tflite-int8"]
+    assert int8["input"]["dtype"] == int8["output"]["dtype"] == "int8"
+    assert int8["input"]["shape"] == [-1, 32, 32, 3]
+    assert int8["input"]["quantization"]["scale"] > 0
+    assert int8["output"]["quantization"]["scale"] > 0
+    assert int8["calibration_samples"] == 400
+    assert metadata["formats"]["tflite"]["input"]["quantization"] is None
+    assert metadata["formats"]["saved_model"]["signature"] == "serving_default"
+
+
+@pytest.mark.parametrize("fmt, max_diff, min_agreement", [
+    ("saved_model", 1e-5, 1.0), ("tflite", 1e-4, 1.0), ("tflite-fp16", 1e-2, 0.99),
+    ("tflite-dynamic", None, 0.95), ("tflite-int8", None, 0.9)])
+def test_format_agrees_with_keras(exported, trained, data, fmt, max_diff, min_agreement):
+    export_dir, report = exported
+    # Recomputed from the files, not read from the report, so the report is checked too.
+    predictor = runtime.load_predictor(str(export_dir / convert.FORMATS[fmt]))
+    probabilities = predictor(data["x_test"])
+    reference = trained.predict(data["x_test"], verbose=0)
+    agreement = np.mean(probabilities.argmax(-1) == reference.argmax(-1))
+    assert agreement >= min_agreement
+    assert agreement == pytest.approx(report["formats"][fmt]["agreement"])
+    if max_diff is not None:
+        assert np.abs(probabilities - reference).max() < max_diff
+
+
+def test_quantized_files_are_smaller(exported):
+    formats = exported[1]["formats"]
+    assert formats["tflite-int8"]["bytes"] < 0.5 * formats["tflite"]["bytes"]
+    assert formats["tflite-fp16"]["bytes"] < 0.7 * formats["tflite"]["bytes"]
+
+
+def test_mixed_precision_model_exports_in_float32(trained, data, tmp_path):
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        mixed = build_resnet(get_variant("tiny", channels=(8, 16, 32), num_classes=4))
+    finally:
+        keras.config.set_dtype_policy("float32")
+    mixed.set_weights(trained.get_weights())
+    mixed.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras")
+    assert "mixed_bfloat16" in {layer.dtype_policy.name for layer in loaded.layers}
+    report = export_model(loaded, tmp_path / "export", "saved_model,tflite",
+                          test_images=data["x_test"], test_labels=data["y_test"],
+                          latency_runs=0)
+    assert {layer.dtype_policy.name for layer in convert.float32_model(loaded).layers} == {
+        "float32"}
+    # The reference row is the float32 copy, so float32 TFLite matches it exactly...
+    assert report["formats"]["tflite"]["max_abs_diff"] < 1e-4
+    # ...and that copy computes what the float32 model trained above computes.
+    tflite = runtime.load_predictor(str(tmp_path / "export" / "model_float32.tflite"))
+    assert np.abs(tflite(data["x_test"]) - trained.predict(data["x_test"], verbose=0)).max() < 1e-4
+
+
+def test_export_replaces_previous_whole_and_a_failure_leaves_it(trained, tmp_path,
+                                                                   monkeypatch):
+    export_model(trained, tmp_path / "export", "tflite,tflite-dynamic", latency_runs=0)
+    export_model(trained, tmp_path / "export", "tflite-fp16", latency_runs=0)
+    expected = ["metadata.json", "model_float16.tflite", "report.json", "report.md"]
+    assert sorted(os.listdir(tmp_path / "export")) == expected
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("converter crashed")
+
+    monkeypatch.setattr(convert, "convert_tflite", broken)
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        export_model(trained, tmp_path / "export", "tflite", latency_runs=0)
+    assert sorted(os.listdir(tmp_path)) == ["export"], "temporary folder left"
+    assert sorted(os.listdir(tmp_path / "export")) == expected
+    with pytest.raises(RuntimeError):
+        export_model(trained, tmp_path / "fresh", "tflite", latency_runs=0)
+    assert not os.path.exists(tmp_path / "fresh")
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"formats": "tflite,onnx"}, "Unknown or no export format.*Received: formats='onnx'"),
+    ({"formats": ""}, "Unknown or no export format"),
+    ({"formats": "tflite-int8"}, "needs training images to calibrate on"),
+    ({"formats": "tflite", "test_labels": np.zeros(3)}, "`test_labels` needs `test_images`"),
+    ({"formats": "tflite", "calibration_samples": 0}, "`calibration_samples` must be"),
+])
+def test_export_model_rejects_bad_arguments(trained, tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        export_model(trained, tmp_path / "export", **kwargs)
+    assert not os.listdir(tmp_path)
+
+
+def test_docstring_examples(exported, trained, data, tmp_path):
+    export_dir, _ = exported
+    png = str(tmp_path / "image.png")
+    Image.fromarray(data["x_test"][0]).save(png)
+    globs = {"model": trained, "run_dir": str(tmp_path), "export_dir": str(export_dir),
+             "png": png, "num_classes": 4, **data, "test_images": data["x_test"]}
+    for module in (convert, exporter, runtime, predict):
+        result = doctest.testmod(module, extraglobs=globs, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
+
+
+@pytest.mark.parametrize("fmt", ALL_FORMATS)
+def test_predict_files_every_format(exported, data, tmp_path, fmt):
+    export_dir, _ = exported
+    paths = []
+    for index in range(4):
+        paths.append(str(tmp_path / f"{index}.png"))
+        Image.fromarray(data["x_test"][index]).save(paths[-1])
+    results = predict.predict_files(str(export_dir / convert.FORMATS[fmt]), paths, top_k=2)
+    assert [r["top_k"][0]["class"] for r in results] == [
+        CLASS_NAMES[label] for label in data["y_test"][:4]]
+    assert all(len(r["top_k"]) == 2 for r in results)
+
+
+def run_module(*args):
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    return subprocess.run([sys.executable, "-m", *args], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_predict_cli_on_png(exported, data, tmp_path):
+    export_dir, _ = exported
+    png = str(tmp_path / "blob.png")
+    Image.fromarray(data["x_test"][1]).save(png)
+    result = run_module("keras_resnet.predict", str(export_dir / "model_int8.tflite"), png,
+                        "--top-k", "3")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines[0].startswith(f"{png}: {CLASS_NAMES[data['y_test'][1]]} ")
+    top = json.loads(lines[-1])["predictions"][0]["top_k"]
+    assert len(top) == 3 and top[0]["probability"] >= top[1]["probability"]
+
+
+@pytest.mark.slow
+def test_export_cli_writes_run_export(trained, tmp_path):
+    trained.save(tmp_path / "model.keras")
+    (tmp_path / "config.json").write_text(json.dumps(
+        {"variant": "tiny", "data": {"class_names": CLASS_NAMES}}))
+    result = run_module("keras_resnet.export", str(tmp_path), "--formats",
+                        "saved_model,tflite", "--skip-eval")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert sorted(report["formats"]) == ["keras", "saved_model", "tflite"]
+    assert json.loads((tmp_path / "export" / "report.json").read_text()) == report
+    metadata = json.loads((tmp_path / "export" / "metadata.json").read_text())
+    assert metadata["class_names"] == CLASS_NAMES
+
+
+@pytest.fixture(scope="module")
+def run_dir(trained, tmp_path_factory):
+    path = tmp_path_factory.mktemp("cli_run")
+    trained.save(path / "model.keras")
+    (path / "empty").mkdir()
+    return path
+
+
+@pytest.mark.parametrize("args, message", [
+    (["{run}/empty"], "The run folder has no model.keras"),
+    (["{run}", "--formats", "tflite,onnx"], "Unknown or no export format"),
+    (["{run}", "--data-dir", "{run}/missing"], "The data folder does not exist"),
+    pytest.param(["{run}", "--formats", "tflite-int8", "--data-dir", "{run}/empty"],
+                 "tflite-int8 needs training images to calibrate on",
+                 marks=pytest.mark.slow),  # fails after loading TensorFlow
+    (["{run}", "--latency-runs", "-1"], "--latency-runs must be at least 0"),
+])
+def test_export_cli_bad_input_is_one_line(run_dir, args, message):
+    result = run_module("keras_resnet.export", *[a.format(run=run_dir) for a in args])
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(run_dir / "export")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["missing.tflite", "x.png"], "No model at that path"),
+    (["{run}/empty", "x.png"], "A model folder must be a SavedModel"),
+    (["{run}/config.txt", "x.png"], "Unknown model format"),
+    (["{run}/model.keras", "{run}/missing.png"], "No image at that path"),
+    pytest.param(["{run}/model.keras", "{run}/config.txt"], "Cannot read the image",
+                 marks=pytest.mark.slow),  # fails after loading the model
+    (["{run}/model.keras", "{run}/config.txt", "--top-k", "0"], "--top-k must be"),
+])
+def test_predict_cli_bad_input_is_one_line(run_dir, args, message):
+    (run_dir / "config.txt").write_text("not a model, not an image")
+    result = run_module("keras_resnet.predict", *[a.format(run=run_dir) for a in args])
+    assert result.returncode == 2
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert message in result.stderr and "Traceback" not in result.stderr
