@@ -1,11 +1,27 @@
-"""keras_resnet: compact ResNets for CIFAR-10 under a parameter budget."""
+"""keras_resnet: compact ResNets for CIFAR-10 under a parameter budget.
 
-from keras_resnet.config import DEFAULT_PARAM_BUDGET, ResNetConfig
-from keras_resnet.model import build_resnet, check_budget, count_params
-from keras_resnet.variants import VARIANTS, Variant, get_variant, register_variant
+Names are imported on first use, so that a command can quiet TensorFlow's start-up logs
+(`keras_resnet.quiet`) before Keras is imported.
+"""
 
-__all__ = [
-    "DEFAULT_PARAM_BUDGET", "ResNetConfig", "VARIANTS", "Variant", "build_resnet",
-    "check_budget", "count_params", "get_variant", "register_variant",
-]
+import importlib
+
+_EXPORTS = {
+    "DEFAULT_PARAM_BUDGET": "keras_resnet.config",
+    "ResNetConfig": "keras_resnet.config",
+    "build_resnet": "keras_resnet.model",
+    "check_budget": "keras_resnet.model",
+    "count_params": "keras_resnet.model",
+    "VARIANTS": "keras_resnet.variants",
+    "Variant": "keras_resnet.variants",
+    "get_variant": "keras_resnet.variants",
+    "register_variant": "keras_resnet.variants",
+}
+__all__ = sorted(_EXPORTS)
 __version__ = "0.1.0"
+
+
+def __getattr__(name):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'keras_resnet' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

@@ -44,7 +44,7 @@ def squeeze_excite(x, ratio, name):
 
     >>> inputs = keras.Input((8, 8, 32))
     >>> keras.Model(inputs, squeeze_excite(inputs, 16, "se")).count_params()
-    1090
+    162
     """
     channels = x.shape[-1]
     squeezed = max(1, channels // ratio)

@@ -64,7 +64,7 @@ def count_params(config):
 
     >>> from keras_resnet.variants import get_variant
     >>> count_params(get_variant("tiny"))
-    {'trainable': 195738, 'non_trainable': 1408}
+    {'trainable': 195738, 'non_trainable': 1120}
     """
     trainable = 0
     batch_norm_channels = 0
