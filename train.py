@@ -1,14 +1,51 @@
 """Trains a compact ResNet: `python train.py --variant efficient`.
 
-A thin command line over keras_resnet; `python train.py --help` lists every flag.
+A thin command line over keras_resnet; `python train.py --help` lists every flag. Settings
+resolve in this order, later winning: the variant's architecture and its paper's recipe,
+then `--config FILE`, then the flags given.
 """
 
 import sys
 
+EXIT_DIVERGED = 3
+
+# Flag -> TrainConfig field; type conversion happens in argparse.
+TRAINING_FLAGS = (
+    ("--optimizer", str, "sgd, adam, adamw, rmsprop, adagrad, adadelta"),
+    ("--learning-rate", float, "peak learning rate"),
+    ("--momentum", float, "SGD/RMSprop momentum"),
+    ("--weight-decay", float, "weight decay (see --weight-decay-mode)"),
+    ("--weight-decay-mode", str, "l2 (coupled, PyTorch-style) or decoupled (AdamW-style)"),
+    ("--schedule", str, "constant, cosine, cosine_restarts, step, multistep, exponential, "
+                        "one_cycle, plateau"),
+    ("--warmup-epochs", float, "linear warm-up epochs (cosine, one_cycle)"),
+    ("--decay-epochs", int, "period of step/exponential decay, in epochs"),
+    ("--decay-rate", float, "decay factor of step, multistep, exponential, plateau"),
+    ("--restart-epochs", int, "first period of cosine_restarts"),
+    ("--plateau-patience", int, "epochs without improvement before plateau decays"),
+    ("--min-learning-rate", float, "floor of cosine schedules and plateau"),
+    ("--epochs", int, "epochs"),
+    ("--batch-size", int, "global batch size"),
+    ("--clip-value", float, "clip gradients by value"),
+    ("--clip-norm", float, "clip each gradient by norm"),
+    ("--global-clip-norm", float, "clip all gradients by global norm"),
+    ("--label-smoothing", float, "label smoothing"),
+    ("--lookahead-k", int, "Lookahead sync period"),
+    ("--lookahead-alpha", float, "Lookahead slow step size"),
+    ("--augment-on", str, "host (tf.data), device (in the train step) or auto"),
+    ("--val-split", float, "fraction of train held out for validation (never test)"),
+    ("--seed", int, "random seed"),
+    ("--precision", str, "auto, float32, mixed_float16, mixed_bfloat16"),
+    ("--jit", str, "XLA: auto, on, off"),
+    ("--strategy", str, "auto, none, mirrored, multi_worker"),
+    ("--steps-per-epoch", int, "limit each epoch to N steps (quick runs)"),
+    ("--steps-per-execution", int, "train steps per compiled call"),
+)
 
 
 def build_parser():
     from keras_resnet import cli, variants
+    from keras_resnet.data.augment import parse_augment
 
     parser = cli.ArgumentParser(
         prog="train.py", description="Build, train and evaluate a compact ResNet.")
@@ -20,7 +57,31 @@ def build_parser():
                         help="print the registered variants and exit")
     parser.add_argument("--dry-run", action="store_true",
                         help="build the model, print its summary and a JSON line, and exit")
+    parser.add_argument("--config", help="JSON or YAML file with variant/model/train/data "
+                                         "sections (e.g. the tuner's best_config.json)")
     cli.add_architecture_arguments(parser)
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", default=None, help="tensorflow-datasets name (cifar10)")
+    data.add_argument("--data-dir", default=None,
+                      help="local copy: cifar-10-python.tar.gz, cifar-10-batches-py/, or an "
+                           "image folder DIR/{train,test}/<class>/ (or its .tar.gz)")
+    data.add_argument("--augment", type=parse_augment, default=None,
+                      help="comma-separated: crop, flip, cutout, zoom, translate, rotate, "
+                           "color, mixup, cutmix; or none")
+    training = parser.add_argument_group("training (overrides the variant's recipe)")
+    for flag, kind, text in TRAINING_FLAGS:
+        training.add_argument(flag, type=kind, default=None, help=text)
+    for flag, text in (("lookahead", "wrap the optimizer in Lookahead"),
+                       ("nesterov", "Nesterov momentum"),
+                       ("tta", "also report test accuracy with flip test-time augmentation")):
+        training.add_argument(f"--{flag}", action=cli.argparse.BooleanOptionalAction,
+                              default=None, help=text)
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", help="run folder (default saved_models/<variant>-<time>/)")
+    run.add_argument("--resume", action="store_true",
+                     help="continue the run in --output from its last completed epoch")
+    run.add_argument("--export", default=None,
+                     help="after training, export these formats (see keras_resnet.export)")
     return parser
 
 
@@ -36,30 +97,141 @@ def list_variants():
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-def main(argv=None):
+def read_config_file(path):
+    """Reads a JSON or YAML run configuration into a dict."""
+    import json
+    import os
+
+    if not os.path.isfile(path):
+        raise ValueError(f"--config {path} does not exist; expected a JSON or YAML file.")
+    with open(path) as handle:
+        text = handle.read()
+    try:
+        if path.endswith((".yaml", ".yml")):
+            import yaml
+
+            values = yaml.safe_load(text)
+        else:
+            values = json.loads(text)
+    except Exception as error:  # noqa: BLE001 - any parse error is the user's file
+        raise ValueError(f"--config {path} could not be parsed: {error}") from None
+    unknown = sorted(set(values or {}) - {"variant", "model", "train", "data"})
+    if not isinstance(values, dict) or unknown:
+        raise ValueError(f"--config {path} must be a mapping with sections variant, model, "
+                         f"train, data. Received: {unknown or type(values).__name__}")
+    return values
+
+
+def resolve(args):
+    """Resolves the flags (and --config, --resume) into (variant, ResNetConfig, TrainConfig, data)."""
     import dataclasses
 
-    from keras_resnet import DEFAULT_PARAM_BUDGET, check_budget, cli, count_params, variants
+    from keras_resnet import cli
+    from keras_resnet.config import ResNetConfig
+    from keras_resnet.training import TrainConfig, get_recipe
+
+    if args.resume:
+        import os
+
+        if not args.output:
+            raise ValueError("--resume needs --output naming the run folder to continue.")
+        args.config = os.path.join(args.output, "config.json")
+        if not os.path.exists(args.config):
+            raise ValueError(f"Nothing to resume: {args.config} does not exist.")
+    file = read_config_file(args.config) if args.config else {}
+    overrides = cli.architecture_overrides(args)
+    variant = args.variant or file.get("variant")
+    if "model" in file:
+        base = ResNetConfig.from_dict(file["model"])
+        model_config = dataclasses.replace(base, **overrides)
+        variant = variant or "custom"
+    else:
+        variant, model_config = cli.resolve_architecture(variant, overrides)
+    train_values = get_recipe(variant).to_dict()
+    train_values.update(file.get("train", {}))
+    for flag, _, _ in TRAINING_FLAGS:
+        name = flag[2:].replace("-", "_")
+        if getattr(args, name) is not None:
+            train_values[name] = getattr(args, name)
+    for name in ("lookahead", "nesterov", "tta", "augment"):
+        if getattr(args, name) is not None:
+            train_values[name] = getattr(args, name)
+    train_config = TrainConfig.from_dict(train_values)
+    data = dict(file.get("data", {}))
+    for name in ("dataset", "data_dir"):
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
+    data.setdefault("dataset", "cifar10")
+    data.setdefault("data_dir", None)
+    return variant, model_config, train_config, data
+
+
+def main(argv=None):
+    import dataclasses
+    import os
+    import time
+
+    from keras_resnet import DEFAULT_PARAM_BUDGET, build_resnet, check_budget, cli, count_params
 
     args = build_parser().parse_args(argv)
     if args.list_variants:
         list_variants()
         return 0
-    variant, config = cli.resolve_architecture(args.variant, cli.architecture_overrides(args))
+    variant, config, train_config, data_info = resolve(args)
     param_budget = DEFAULT_PARAM_BUDGET if args.param_budget is None else args.param_budget
     check_budget(config, param_budget, args.allow_over_budget)
-    counts = count_params(config)
     if args.dry_run:
-        from keras_resnet import build_resnet
-
+        counts = count_params(config)
         build_resnet(config, name=variant).summary()
         cli.print_json_line({
             "variant": variant, "trainable_params": counts["trainable"],
             "non_trainable_params": counts["non_trainable"], "param_budget": param_budget,
-            "config": config.to_dict(),
+            "config": config.to_dict(), "train": train_config.to_dict(),
         })
         return 0
-    raise ValueError("Training is not wired yet; use --dry-run.")
+    output = args.output or os.path.join(
+        "saved_models", f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
+    if os.path.exists(os.path.join(output, "config.json")) and not args.resume:
+        raise ValueError(f"{output} already holds a run; pass --resume to continue it or "
+                         f"choose another --output. Received: output={output!r}")
+    if args.export:
+        from keras_resnet.export import check_formats
+
+        check_formats(args.export.split(","))
+
+    from keras_resnet.data import load_data
+
+    data = load_data(data_info["dataset"], data_info["data_dir"],
+                     image_size=config.input_shape[:2], val_split=train_config.val_split,
+                     seed=train_config.seed, channels=config.input_shape[2])
+    if data_info["data_dir"] is not None or data_info["dataset"] != "cifar10":
+        # A user's own data: classes and statistics follow it.
+        config = dataclasses.replace(config, num_classes=data.num_classes, mean=data.mean,
+                                     std=data.std)
+        check_budget(config, param_budget, args.allow_over_budget)
+    data_info = {**data_info, "image_size": list(config.input_shape[:2]),
+                 "val_split": train_config.val_split, "seed": train_config.seed,
+                 "class_names": list(data.class_names), "source": data.source}
+    print(f"data: {data.source}: {len(data.x_train)} train, {len(data.x_val)} validation, "
+          f"{len(data.x_test)} test images, {data.num_classes} classes", flush=True)
+
+    from keras_resnet.training import fit, records
+
+    try:
+        metrics = fit.fit(config, train_config, data, output, variant=variant,
+                          resume=args.resume, data_info=data_info)
+    except fit.TrainingDiverged as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_DIVERGED
+    print(records.summary_text(metrics))
+    if args.export:
+        from keras_resnet.export.__main__ import main as export_main
+
+        export_main([output, "--formats", args.export]
+                    + (["--data-dir", data_info["data_dir"]] if data_info["data_dir"] else []))
+    cli.print_json_line({k: v for k, v in metrics.items()
+                         if k not in ("confusion_matrix", "per_class_accuracy")})
+    return 0
 
 
 if __name__ == "__main__":

@@ -1,0 +1,194 @@
+"""Training configuration: one frozen dataclass, and each paper's recipe as data."""
+
+import dataclasses
+
+OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
+SCHEDULES = ("constant", "cosine", "cosine_restarts", "step", "multistep", "exponential",
+             "one_cycle", "plateau")
+WEIGHT_DECAY_MODES = ("l2", "decoupled")
+PRECISIONS = ("auto", "float32", "mixed_float16", "mixed_bfloat16")
+JIT_MODES = ("auto", "on", "off")
+AUGMENT_PLACEMENTS = ("auto", "host", "device")
+STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """How to train: optimizer, schedule, regularization, data handling and numerics.
+
+    Args:
+        optimizer: str. One of `OPTIMIZERS`. Defaults to `"sgd"`.
+        learning_rate: float. Peak learning rate. Defaults to `0.1`.
+        momentum: float. Momentum of SGD and RMSprop. Defaults to `0.9`.
+        nesterov: bool. Nesterov momentum for SGD. Defaults to `False`.
+        weight_decay: float. Defaults to `0.0`.
+        weight_decay_mode: str. `"l2"` adds `weight_decay * w` to every gradient, as
+            PyTorch's `weight_decay` that the papers used; `"decoupled"` shrinks weights
+            apart from the gradient (AdamW). Defaults to `"l2"`.
+        schedule: str. One of `SCHEDULES`. Defaults to `"cosine"`.
+        warmup_epochs: float. Linear warm-up, for `cosine` and `one_cycle`. Defaults to `0`.
+        decay_epochs: int. Period of `step` and `exponential` decay. Defaults to `20`.
+        decay_rate: float. Factor per period of `step`, `multistep` and `exponential`.
+            Defaults to `0.1`.
+        milestones: tuple of int. Epochs at which `multistep` decays. Defaults to `()`.
+        restart_epochs: int. First period of `cosine_restarts`. Defaults to `10`.
+        plateau_patience: int. Epochs without improvement before `plateau` decays.
+            Defaults to `2`.
+        min_learning_rate: float. Floor of cosine-type schedules. Defaults to `0.0`.
+        epochs: int. Defaults to `200`.
+        batch_size: int. Global batch size (all devices together). Defaults to `128`.
+        clip_value: float or None. Clip every gradient element to [-v, v].
+        clip_norm: float or None. Clip each gradient's norm.
+        global_clip_norm: float or None. Clip the norm of all gradients together.
+        label_smoothing: float. Defaults to `0.0`.
+        lookahead: bool. Wrap the optimizer in Lookahead. Defaults to `False`.
+        lookahead_k: int. Lookahead's sync period. Defaults to `5`.
+        lookahead_alpha: float. Lookahead's slow step size. Defaults to `0.5`.
+        augment: tuple of str. Augmentations by name. Defaults to `("crop", "flip")`.
+        augment_on: str. `"host"` (tf.data), `"device"` (inside the compiled step) or
+            `"auto"` (host on TensorFlow, device elsewhere). Defaults to `"auto"`.
+        val_split: float. Fraction of train held out for validation. Defaults to `0.1`.
+        seed: int. Defaults to `0`.
+        precision: str. One of `PRECISIONS`. Defaults to `"auto"`.
+        jit: str. XLA compilation, one of `JIT_MODES`. Defaults to `"auto"`.
+        strategy: str. One of `STRATEGIES`. Defaults to `"auto"`.
+        steps_per_epoch: int or None. Limit each epoch (quick runs). Defaults to `None`.
+        steps_per_execution: int. Train steps per compiled call. Defaults to `1`.
+        tta: bool. Average predictions with the horizontal flip at test. Defaults to `False`.
+
+    Raises:
+        ValueError: if a field is out of range.
+
+    Example:
+
+    >>> TrainConfig(optimizer="adam", learning_rate=1e-3).optimizer
+    'adam'
+    """
+
+    optimizer: str = "sgd"
+    learning_rate: float = 0.1
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 0.0
+    weight_decay_mode: str = "l2"
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    decay_epochs: int = 20
+    decay_rate: float = 0.1
+    milestones: tuple = ()
+    restart_epochs: int = 10
+    plateau_patience: int = 2
+    min_learning_rate: float = 0.0
+    epochs: int = 200
+    batch_size: int = 128
+    clip_value: float | None = None
+    clip_norm: float | None = None
+    global_clip_norm: float | None = None
+    label_smoothing: float = 0.0
+    lookahead: bool = False
+    lookahead_k: int = 5
+    lookahead_alpha: float = 0.5
+    augment: tuple = ("crop", "flip")
+    augment_on: str = "auto"
+    val_split: float = 0.1
+    seed: int = 0
+    precision: str = "auto"
+    jit: str = "auto"
+    strategy: str = "auto"
+    steps_per_epoch: int | None = None
+    steps_per_execution: int = 1
+    tta: bool = False
+
+    def __post_init__(self):
+        for name in ("milestones", "augment"):
+            value = getattr(self, name)
+            if isinstance(value, str):
+                value = tuple(v for v in value.split(",") if v)
+            object.__setattr__(self, name, tuple(value))
+        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
+                              ("weight_decay_mode", WEIGHT_DECAY_MODES),
+                              ("precision", PRECISIONS), ("jit", JIT_MODES),
+                              ("augment_on", AUGMENT_PLACEMENTS), ("strategy", STRATEGIES)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"`{name}` must be one of {', '.join(allowed)}. "
+                                 f"Received: {name}={getattr(self, name)!r}")
+        positive = ("learning_rate", "epochs", "batch_size", "decay_epochs", "restart_epochs",
+                    "lookahead_k", "steps_per_execution")
+        for name in positive:
+            if not getattr(self, name) > 0:
+                raise ValueError(f"`{name}` must be positive. Received: {name}={getattr(self, name)!r}")
+        for name in ("clip_value", "clip_norm", "global_clip_norm", "steps_per_epoch"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"`{name}` must be positive or None. Received: {name}={value!r}")
+        fractions = (("label_smoothing", 0, 1), ("val_split", 0, 1), ("momentum", 0, 1),
+                     ("decay_rate", 0, 1), ("weight_decay", 0, 1))
+        for name, low, high in fractions:
+            if not low <= getattr(self, name) < high:
+                raise ValueError(f"`{name}` must be in [{low}, {high}). "
+                                 f"Received: {name}={getattr(self, name)!r}")
+        if not 0 < self.lookahead_alpha <= 1:
+            raise ValueError("`lookahead_alpha` must be in (0, 1]. "
+                             f"Received: lookahead_alpha={self.lookahead_alpha!r}")
+        if self.warmup_epochs < 0 or self.warmup_epochs >= self.epochs:
+            raise ValueError("`warmup_epochs` must be in [0, epochs). "
+                             f"Received: warmup_epochs={self.warmup_epochs!r}")
+        if self.warmup_epochs and self.schedule not in ("cosine", "one_cycle"):
+            raise ValueError("`warmup_epochs` applies to the cosine and one_cycle schedules. "
+                             f"Received: warmup_epochs={self.warmup_epochs!r} with "
+                             f"schedule={self.schedule!r}")
+        if self.schedule == "multistep" and not self.milestones:
+            raise ValueError("The multistep schedule needs `milestones` (epochs). "
+                             f"Received: milestones={self.milestones!r}")
+        if self.plateau_patience < 1:
+            raise ValueError("`plateau_patience` must be positive. "
+                             f"Received: plateau_patience={self.plateau_patience!r}")
+
+    def to_dict(self):
+        """Returns the config as a JSON-safe dict."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds a config from `to_dict()` output, refusing unknown keys.
+
+        Raises:
+            ValueError: if `values` has a key that is not a field.
+        """
+        fields = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(values) - fields)
+        if unknown:
+            raise ValueError(f"Unknown training field(s) {', '.join(unknown)}; expected some "
+                             f"of {', '.join(sorted(fields))}. Received: {unknown}")
+        return cls(**values)
+
+
+# Each paper's recipe (SPEC.md, "Training recipes"), keyed by variant name.
+RECIPES = {
+    "resnet18": TrainConfig(optimizer="sgd", learning_rate=0.1, weight_decay=5e-4,
+                            epochs=200, batch_size=128),
+    "reduced": TrainConfig(optimizer="adam", learning_rate=1e-3, weight_decay=5e-5,
+                           epochs=200, batch_size=64),
+    "narrow_deep": TrainConfig(optimizer="adam", learning_rate=1e-3, epochs=80,
+                               batch_size=128),
+    # Paper 002: SGD 0.1 + Lookahead, cosine, 5e-4 decay, gradients clipped by value 0.1.
+    "efficient": TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.9,
+                             weight_decay=5e-4, clip_value=0.1, lookahead=True, epochs=200,
+                             batch_size=128),
+    # Paper 003: Adam 0.01, divided by 3 every 20 epochs, batch 100, 50 epochs.
+    "tiny": TrainConfig(optimizer="adam", learning_rate=0.01, schedule="step", decay_epochs=20,
+                        decay_rate=1 / 3, epochs=50, batch_size=100),
+    "shallow": TrainConfig(optimizer="adam", learning_rate=1e-3, schedule="constant",
+                           epochs=30, batch_size=128),
+    # Paper 004: Adam 1e-4, reduce on plateau (patience 2), L2 1e-3, batch 256, heavy
+    # augmentation.
+    "deep": TrainConfig(optimizer="adam", learning_rate=1e-4, schedule="plateau",
+                        plateau_patience=2, weight_decay=1e-3, epochs=200, batch_size=256,
+                        augment=("crop", "zoom", "translate", "flip", "color")),
+}
+
+
+def get_recipe(variant):
+    """Returns the training recipe of a variant; the SGD default for unknown names."""
+    return RECIPES.get(variant, TrainConfig())

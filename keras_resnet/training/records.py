@@ -1,0 +1,79 @@
+"""The run folder's human-readable records: history.csv, learning curves, metrics.json."""
+
+import csv
+import io
+import json
+import os
+
+from keras_resnet.training.checkpoint import write_atomically
+
+
+def write_json(path, payload):
+    """Writes `payload` as indented JSON, atomically."""
+    write_atomically(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+
+
+def write_history(run_dir, history):
+    """Writes `history.csv` (one row per epoch) and the learning-curve plots."""
+    if not history:
+        return
+    columns = list(dict.fromkeys(key for row in history for key in row))
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, columns)
+    writer.writeheader()
+    writer.writerows(history)
+    write_atomically(os.path.join(run_dir, "history.csv"), buffer.getvalue())
+    plot_history(history, run_dir)
+
+
+def plot_history(history, run_dir):
+    """Saves accuracy, loss and learning rate against epoch as PNG files in `run_dir`."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    epochs = [row["epoch"] for row in history]
+    for name, keys in (("accuracy", ("accuracy", "val_accuracy")),
+                       ("loss", ("loss", "val_loss")),
+                       ("learning_rate", ("learning_rate",))):
+        figure, axis = pyplot.subplots(figsize=(6, 4))
+        for key in keys:
+            if all(key in row for row in history):
+                axis.plot(epochs, [row[key] for row in history], marker=".", label=key)
+        axis.set_xlabel("epoch")
+        axis.set_ylabel(name.replace("_", " "))
+        if name == "learning_rate":
+            axis.set_yscale("log")
+        axis.grid(alpha=0.3)
+        axis.legend()
+        figure.tight_layout()
+        temporary = os.path.join(run_dir, f".{name}.png.tmp")
+        figure.savefig(temporary, format="png", dpi=100)
+        pyplot.close(figure)
+        os.replace(temporary, os.path.join(run_dir, f"{name}.png"))
+
+
+def summary_text(metrics):
+    """Returns the one-screen summary printed at the end of a run."""
+    lines = [
+        f"run:               {metrics['run_dir']}",
+        f"variant:           {metrics['variant']} ({metrics['trainable_params']:,} trainable "
+        "parameters)",
+        f"epochs:            {metrics['epochs_completed']} (resumed from epoch "
+        f"{metrics['resumed_from_epoch']})",
+        f"test accuracy:     {metrics['test_accuracy']:.4f}   test loss: "
+        f"{metrics['test_loss']:.4f}",
+    ]
+    if metrics.get("val_accuracy") is not None:
+        lines.append(f"val accuracy:      {metrics['val_accuracy']:.4f}")
+    if metrics.get("tta_test_accuracy") is not None:
+        lines.append(f"test accuracy TTA: {metrics['tta_test_accuracy']:.4f} (flip)")
+    lines += [
+        f"train time:        {metrics['train_seconds']:.1f} s, "
+        f"{metrics['images_per_second']:.0f} images/s",
+        f"numerics:          {metrics['precision']}, jit={metrics['jit']}, "
+        f"{metrics['backend']} on {metrics['device']}",
+    ]
+    width = max(len(line) for line in lines)
+    return "\n".join(["=" * width, *lines, "=" * width])

@@ -1,0 +1,106 @@
+"""Where and how numerics run: device, precision policy, XLA and distribution.
+
+Backend-neutral except for the distribution strategy, which uses tf.distribute on
+TensorFlow and `keras.distribution.DataParallel` on JAX.
+"""
+
+import contextlib
+
+import keras
+
+
+def accelerator():
+    """Returns `"gpu"`, `"tpu"` or `"cpu"`: the kind of the first device Keras sees."""
+    devices = keras.distribution.list_devices()
+    kind = devices[0].split(":")[0].lower() if devices else "cpu"
+    return "gpu" if kind == "cuda" else kind
+
+
+def device_description():
+    """Returns a short description of the training device, e.g. `"cpu x2 (AMX-BF16)"`."""
+    kind = accelerator()
+    if kind != "cpu":
+        return f"{kind} x{len(keras.distribution.list_devices())}"
+    import os
+
+    flags = _cpu_flags()
+    extra = " (AMX-BF16)" if "amx_bf16" in flags else " (AVX512-BF16)" if "avx512_bf16" in flags else ""
+    return f"cpu x{os.cpu_count()}{extra}"
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def resolve_precision(precision):
+    """Resolves `"auto"` into a Keras dtype policy name.
+
+    A GPU trains in `mixed_float16`. On a CPU with native bf16 matrix units (AMX-BF16 or
+    AVX512-BF16), `mixed_bfloat16` measured faster than float32 for every variant
+    (benchmarks/results/cpu_levers.md); other CPUs keep float32.
+
+    Args:
+        precision: str. `"auto"` or a policy name.
+
+    Returns:
+        str, a policy name for `keras.mixed_precision.set_dtype_policy`.
+    """
+    if precision != "auto":
+        return precision
+    if accelerator() == "gpu":
+        return "mixed_float16"
+    return "mixed_bfloat16" if _cpu_flags() & {"amx_bf16", "avx512_bf16"} else "float32"
+
+
+def resolve_jit(jit):
+    """Resolves `"auto"|"on"|"off"` into `jit_compile`: XLA on accelerators only.
+
+    On the 2-core CPU machine XLA made the TensorFlow train step slower
+    (benchmarks/results/cpu_levers.md), so `auto` leaves it off there.
+    """
+    if jit == "auto":
+        return accelerator() != "cpu"
+    return jit == "on"
+
+
+def distribution_scope(strategy):
+    """Returns a context manager under which the model and optimizer must be created.
+
+    Args:
+        strategy: str. `"auto"`/`"none"` (one device, or all local GPUs on TensorFlow
+            with `"auto"` when there are several), `"mirrored"` (all local devices) or
+            `"multi_worker"` (TF_CONFIG on TensorFlow; `jax.distributed` on JAX).
+
+    Returns:
+        A context manager. The batch size stays global: each of n replicas sees
+        `batch_size / n` images per step.
+    """
+    backend = keras.backend.backend()
+    if strategy in ("none", "auto") and (strategy == "none" or accelerator() == "cpu"):
+        return contextlib.nullcontext()
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        if strategy == "multi_worker":
+            return tf.distribute.MultiWorkerMirroredStrategy().scope()
+        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
+        if strategy == "auto" and len(devices) < 2:
+            return contextlib.nullcontext()
+        return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
+    if backend == "jax":
+        if strategy == "multi_worker":
+            keras.distribution.initialize()
+        devices = keras.distribution.list_devices()
+        if strategy == "auto" and len(devices) < 2:
+            return contextlib.nullcontext()
+        keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
+        return contextlib.nullcontext()
+    raise ValueError(f"Distribution is supported on the TensorFlow and JAX backends. "
+                     f"Received: strategy={strategy!r} on backend={backend!r}")
