@@ -221,18 +221,31 @@ def test_predict_cli_on_png(exported, data, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_cli_writes_run_export(trained, tmp_path):
-    trained.save(tmp_path / "model.keras")
-    (tmp_path / "config.json").write_text(json.dumps(
-        {"variant": "tiny", "data": {"class_names": CLASS_NAMES}}))
-    result = run_module("keras_resnet.export", str(tmp_path), "--formats",
-                        "saved_model,tflite", "--skip-eval")
+def test_export_cli_on_an_image_folder(trained, data, tmp_path):
+    # load_data reads DIR/{train,test}/<class>/ with classes in sorted folder order.
+    folders = [f"{index}_{name}" for index, name in enumerate(CLASS_NAMES)]
+    for split in ("train", "test"):
+        for index, (image, label) in enumerate(zip(data[f"x_{split}"], data[f"y_{split}"])):
+            os.makedirs(tmp_path / "data" / split / folders[label], exist_ok=True)
+            Image.fromarray(image).save(tmp_path / "data" / split / folders[label] / f"{index}.png")
+    run = tmp_path / "run"
+    run.mkdir()
+    trained.save(run / "model.keras")
+    (run / "config.json").write_text(json.dumps({"variant": "tiny", "data": {
+        "dataset": "cifar10", "data_dir": str(tmp_path / "data"), "image_size": [32, 32],
+        "val_split": 0.1, "seed": 0}}))
+    result = run_module("keras_resnet.export", str(run), "--formats", "saved_model,tflite-int8",
+                        "--calibration-samples", "100", "--latency-runs", "2")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])
-    assert sorted(report["formats"]) == ["keras", "saved_model", "tflite"]
-    assert json.loads((tmp_path / "export" / "report.json").read_text()) == report
-    metadata = json.loads((tmp_path / "export" / "metadata.json").read_text())
-    assert metadata["class_names"] == CLASS_NAMES
+    assert sorted(report["formats"]) == ["keras", "saved_model", "tflite-int8"]
+    assert report["test_samples"] == 200 and report["calibration_samples"] == 100
+    assert report["formats"]["tflite-int8"]["agreement"] >= 0.9
+    assert report["formats"]["keras"]["accuracy"] > 0.9
+    assert json.loads((run / "export" / "report.json").read_text()) == report
+    metadata = json.loads((run / "export" / "metadata.json").read_text())
+    assert metadata["class_names"] == folders
+    assert sorted(os.listdir(run)) == ["config.json", "export", "model.keras"]
 
 
 @pytest.fixture(scope="module")
