@@ -1,0 +1,248 @@
+"""Training: optimizers, schedules, Lookahead's math, run folder, resume and NaN stop."""
+
+import csv
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from keras_resnet import build_resnet, get_variant
+from keras_resnet.data import DataSplits
+from keras_resnet.training import RECIPES, TrainConfig
+from keras_resnet.training import checkpoint as checkpoint_lib
+from keras_resnet.training.config import OPTIMIZERS, SCHEDULES
+from keras_resnet.training.fit import TrainingDiverged, fit
+from keras_resnet.training.lookahead import Lookahead
+from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
+from keras_resnet.training.schedules import build_learning_rate
+
+SMALL = dict(channels=(4, 8, 16), blocks=(1, 1, 1))
+
+
+def make_splits(num_train=96, num_val=24, num_test=30, classes=3, seed=0):
+    """Learnable images: each class is a different dominant color, with noise."""
+    rng = np.random.default_rng(seed)
+
+    def images(count):
+        labels = np.arange(count) % classes
+        base = np.full((count, 32, 32, 3), 40.0)
+        base[np.arange(count), :, :, labels] = 200.0
+        noisy = base + rng.normal(0, 25, base.shape)
+        return np.clip(noisy, 0, 255).astype("uint8"), labels.astype("int32")
+
+    x_train, y_train = images(num_train)
+    x_val, y_val = images(num_val)
+    x_test, y_test = images(num_test)
+    return DataSplits(x_train, y_train, x_val, y_val, x_test, y_test,
+                      tuple(f"class{i}" for i in range(classes)),
+                      (0.3, 0.3, 0.3), (0.3, 0.3, 0.3), "generated")
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return make_splits()
+
+
+def small_config(splits, **overrides):
+    return get_variant("tiny", num_classes=splits.num_classes, mean=splits.mean, std=splits.std,
+                       **{**SMALL, **overrides})
+
+
+def quick(**overrides):
+    values = dict(optimizer="adam", learning_rate=1e-2, schedule="constant", epochs=2,
+                  batch_size=16, augment=("crop", "flip"), precision="float32", jit="off")
+    return TrainConfig(**{**values, **overrides})
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_every_optimizer_builds_and_steps(name):
+    model = build_resnet(get_variant("tiny", **SMALL))
+    config = TrainConfig(optimizer=name, learning_rate=0.05, weight_decay=1e-4, clip_norm=1.0,
+                         lookahead=name == "sgd")
+    apply_l2_weight_decay(model, config)
+    model.compile(optimizer=build_optimizer(config, steps_per_epoch=10),
+                  loss="categorical_crossentropy")
+    before = [w.copy() for w in model.get_weights()]
+    images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
+    labels = np.eye(10, dtype="float32")[np.arange(8)]
+    loss = float(model.train_on_batch(images, labels))
+    assert np.isfinite(loss)
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    assert sum(changed) > len(changed) // 2
+
+
+@pytest.mark.parametrize("schedule", SCHEDULES)
+def test_every_schedule_builds_and_is_positive(schedule):
+    config = TrainConfig(schedule=schedule, learning_rate=0.1, epochs=10, milestones=(3, 6),
+                         warmup_epochs=1 if schedule in ("cosine", "one_cycle") else 0)
+    rate = build_learning_rate(config, steps_per_epoch=5)
+    values = [float(rate(step)) if callable(rate) else rate for step in range(0, 50, 7)]
+    assert all(np.isfinite(v) and v >= 0 for v in values)
+    assert max(values) <= 0.1 + 1e-6
+
+
+def test_schedules_follow_their_definitions():
+    steps = 10
+    multistep = build_learning_rate(TrainConfig(schedule="multistep", milestones=(2, 4),
+                                                decay_rate=0.1, learning_rate=1.0), steps)
+    assert [round(float(multistep(s)), 6) for s in (0, 19, 21, 41)] == [1.0, 1.0, 0.1, 0.01]
+    cosine = build_learning_rate(TrainConfig(schedule="cosine", warmup_epochs=1, epochs=5,
+                                             learning_rate=0.2), steps)
+    assert float(cosine(0)) == pytest.approx(0.0, abs=1e-6)
+    assert float(cosine(10)) == pytest.approx(0.2, rel=1e-4)
+    assert float(cosine(50)) == pytest.approx(0.0, abs=1e-6)
+    exponential = build_learning_rate(TrainConfig(schedule="exponential", decay_epochs=1,
+                                                  decay_rate=0.5, learning_rate=1.0), steps)
+    assert float(exponential(15)) == pytest.approx(0.5 ** 1.5, rel=1e-5)
+
+
+def test_lookahead_follows_the_papers_update_rule():
+    # Zhang et al. 2019, Algorithm 1: k inner SGD steps on fast weights from the slow
+    # weights, then slow <- slow + alpha (fast - slow), fast <- slow.
+    k, alpha, learning_rate = 3, 0.5, 0.1
+    target = np.array([1.0, -2.0, 0.5], dtype="float32")
+    weight = keras.Variable(np.zeros(3, dtype="float32"))
+    optimizer = Lookahead(keras.optimizers.SGD(learning_rate), sync_period=k,
+                          slow_step_size=alpha)
+    optimizer.build([weight])
+    slow = fast = np.zeros(3, dtype="float32")
+    for step in range(1, 11):
+        gradient = 2 * (keras.ops.convert_to_numpy(weight) - target)
+        optimizer.apply([keras.ops.convert_to_tensor(gradient)], [weight])
+        fast = fast - learning_rate * 2 * (fast - target)
+        if step % k == 0:
+            slow = slow + alpha * (fast - slow)
+            fast = slow
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(weight), fast, rtol=1e-5)
+
+
+def test_lookahead_refuses_bad_arguments():
+    with pytest.raises(ValueError, match="Received: sync_period=0"):
+        Lookahead(keras.optimizers.SGD(), sync_period=0)
+    with pytest.raises(ValueError, match="Received: slow_step_size=1.5"):
+        Lookahead(keras.optimizers.SGD(), slow_step_size=1.5)
+
+
+def test_l2_weight_decay_is_pytorch_style():
+    model = build_resnet(get_variant("tiny", **SMALL))
+    apply_l2_weight_decay(model, TrainConfig(weight_decay=1e-3))
+    expected = 1e-3 / 2 * sum(float(np.sum(w.numpy() ** 2)) for w in model.trainable_weights)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == \
+        pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    (dict(optimizer="lion"), "`optimizer` must be one of sgd, .*Received: optimizer='lion'"),
+    (dict(schedule="linear"), "Received: schedule='linear'"),
+    (dict(learning_rate=0), "`learning_rate` must be positive"),
+    (dict(label_smoothing=1.0), r"`label_smoothing` must be in \[0, 1\)"),
+    (dict(schedule="multistep"), "needs `milestones`"),
+    (dict(warmup_epochs=2, schedule="step"), "applies to the cosine and one_cycle"),
+    (dict(clip_value=-1.0), "`clip_value` must be positive or None"),
+    (dict(precision="fp8"), "Received: precision='fp8'"),
+])
+def test_train_config_validation(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**kwargs)
+
+
+def test_every_variant_has_a_recipe():
+    from keras_resnet.variants import VARIANTS
+
+    assert set(RECIPES) == set(VARIANTS)
+
+
+def test_fit_writes_a_complete_run_folder(splits, tmp_path):
+    run_dir = str(tmp_path / "run")
+    metrics = fit(small_config(splits), quick(epochs=3, tta=True), splits, run_dir,
+                  variant="tiny", verbose=0)
+    for name in ("config.json", "history.csv", "metrics.json", "model.keras",
+                 "accuracy.png", "loss.png", "learning_rate.png", "checkpoints/state.json"):
+        assert os.path.exists(os.path.join(run_dir, name)), name
+    assert os.listdir(os.path.join(run_dir, "logs"))
+    with open(os.path.join(run_dir, "history.csv")) as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
+            "seconds"} <= set(rows[0])
+    saved = json.load(open(os.path.join(run_dir, "metrics.json")))
+    for key in ("test_accuracy", "test_loss", "trainable_params", "epochs_completed",
+                "resumed_from_epoch", "train_seconds", "images_per_second", "precision",
+                "jit", "backend", "device", "per_class_accuracy", "confusion_matrix"):
+        assert key in saved, key
+    assert saved["epochs_completed"] == 3 and saved["resumed_from_epoch"] == 0
+    assert np.sum(saved["confusion_matrix"]) == len(splits.x_test)
+    # The colors are easy: training must have learned them.
+    assert saved["test_accuracy"] > 0.6
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    predicted = model.predict(splits.x_test.astype("float32"), verbose=0).argmax(axis=1)
+    assert np.mean(predicted == splits.y_test) == pytest.approx(saved["test_accuracy"])
+    config = json.load(open(os.path.join(run_dir, "config.json")))
+    assert config["variant"] == "tiny" and config["train"]["epochs"] == 3
+
+
+def test_existing_run_is_not_overwritten(splits, tmp_path):
+    run_dir = str(tmp_path / "run")
+    fit(small_config(splits), quick(epochs=1), splits, run_dir, verbose=0)
+    with pytest.raises(ValueError, match="already holds a run; pass --resume"):
+        fit(small_config(splits), quick(epochs=1), splits, run_dir, verbose=0)
+
+
+class Interrupt(keras.callbacks.Callback):
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.at_epoch:
+            raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(optimizer="sgd", learning_rate=0.05, schedule="cosine", lookahead=True),
+    dict(schedule="plateau", plateau_patience=1),
+])
+def test_resume_continues_optimizer_and_schedule(splits, tmp_path, overrides):
+    run_dir = str(tmp_path / "run")
+    train_config = quick(epochs=3, **overrides)
+    with pytest.raises(KeyboardInterrupt):
+        fit(small_config(splits), train_config, splits, run_dir, verbose=0,
+            extra_callbacks=[Interrupt(at_epoch=2)])
+    state = checkpoint_lib.load_state(os.path.join(run_dir, "checkpoints"))
+    assert state["epoch"] == 2
+    # Resuming must restore the step counter (hence the schedule) and the moments.
+    model = build_resnet(small_config(splits))
+    model.compile(optimizer=build_optimizer(train_config, steps_per_epoch=6),
+                  loss="categorical_crossentropy")
+    checkpoint_lib.restore(model, os.path.join(run_dir, "checkpoints"))
+    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 6
+    metrics = fit(small_config(splits), train_config, splits, run_dir, resume=True, verbose=0)
+    assert metrics["resumed_from_epoch"] == 2 and metrics["epochs_completed"] == 3
+    with open(os.path.join(run_dir, "history.csv")) as handle:
+        assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2, 3]
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(splits, tmp_path):
+    run_dir = str(tmp_path / "run")
+    train_config = quick(epochs=1)
+    fit(small_config(splits), train_config, splits, run_dir, verbose=0)
+    exploding = quick(epochs=3, optimizer="sgd", learning_rate=1e30, momentum=0.0)
+    os.remove(os.path.join(run_dir, "metrics.json"))
+    with open(os.path.join(run_dir, "config.json")) as handle:
+        saved = json.load(handle)
+    with pytest.raises(TrainingDiverged, match=r"last good checkpoint \(epoch 1\) is kept"):
+        fit(small_config(splits), exploding, splits, run_dir, resume=True, verbose=0)
+    state = checkpoint_lib.load_state(os.path.join(run_dir, "checkpoints"))
+    assert state["epoch"] == 1
+    assert os.path.exists(os.path.join(run_dir, "checkpoints", state["weights"]))
+    assert saved["train"]["learning_rate"] == 0.01
+
+
+def test_checkpoint_writes_leave_no_partial_files(splits, tmp_path):
+    run_dir = str(tmp_path / "run")
+    fit(small_config(splits), quick(epochs=2), splits, run_dir, verbose=0)
+    names = os.listdir(os.path.join(run_dir, "checkpoints"))
+    assert sorted(names) == ["epoch-0002.weights.h5", "state.json"]
