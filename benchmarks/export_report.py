@@ -159,7 +159,7 @@ def main(argv=None):
 
     keras = import_keras()
     from keras_resnet.data import load_data
-    from keras_resnet.export.exporter import _machine, export_model
+    from keras_resnet.export.exporter import export_model, machine_info
 
     splits = load_data(data_dir=args.data_dir, val_split=0.1, seed=0)
     model_path = os.path.join(args.run_dir, "model.keras")
@@ -179,7 +179,7 @@ def main(argv=None):
     measurements = remeasure_latency(report, export_dir, model, splits.x_test[0],
                                      args.latency_runs, args.latency_repeats)
     targets = summarize(report, measurements)
-    machine = _machine()
+    machine = machine_info()
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "machine": f"{machine['platform']}, {machine['cpu_count']} CPUs, TensorFlow "

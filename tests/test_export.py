@@ -15,10 +15,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from keras_resnet import build_resnet, get_variant
+from keras_resnet import build_resnet, get_variant, predict
 from keras_resnet.export import convert, exporter, runtime
 from keras_resnet.export.exporter import export_model
-from keras_resnet import predict
 
 ALL_FORMATS = tuple(convert.FORMATS)
 CLASS_NAMES = ["red", "green", "blue", "yellow"]
@@ -226,8 +225,9 @@ def test_export_cli_on_an_image_folder(trained, data, tmp_path):
     folders = [f"{index}_{name}" for index, name in enumerate(CLASS_NAMES)]
     for split in ("train", "test"):
         for index, (image, label) in enumerate(zip(data[f"x_{split}"], data[f"y_{split}"])):
-            os.makedirs(tmp_path / "data" / split / folders[label], exist_ok=True)
-            Image.fromarray(image).save(tmp_path / "data" / split / folders[label] / f"{index}.png")
+            folder = tmp_path / "data" / split / folders[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{index}.png")
     run = tmp_path / "run"
     run.mkdir()
     trained.save(run / "model.keras")

@@ -52,14 +52,17 @@ def _read_run(run_dir):
                          f"Received: config={config_path!r}") from None
 
 
-def _load_data(data_config, data_dir, formats):
+def _load_data(run_config, data_dir, formats):
+    data_config = run_config.get("data") or {}
+    input_shape = (run_config.get("model") or {}).get("input_shape", (32, 32, 3))
     try:
         from keras_resnet.data import load_data
 
+        # The run's own split and seed, so int8 calibrates on its training images only.
         return load_data(dataset=data_config.get("dataset", "cifar10"), data_dir=data_dir,
-                         image_size=tuple(data_config.get("image_size", (32, 32))),
+                         image_size=tuple(data_config.get("image_size", input_shape[:2])),
                          val_split=data_config.get("val_split", 0.1),
-                         seed=data_config.get("seed", 0))
+                         seed=data_config.get("seed", 0), channels=input_shape[2])
     except Exception as error:  # noqa: BLE001 - any failure here is "no data", said once.
         need = ("tflite-int8 needs training images to calibrate on"
                 if "tflite-int8" in formats else "evaluation needs the test set")
@@ -91,7 +94,7 @@ def main(argv=None):
 
     splits = None
     if "tflite-int8" in formats or not args.skip_eval:
-        splits = _load_data(data_config, data_dir, formats)
+        splits = _load_data(run_config, data_dir, formats)
     test_images = test_labels = None
     if splits is not None and not args.skip_eval:
         test_images, test_labels = splits.x_test, splits.y_test

@@ -40,7 +40,8 @@ def _calibration_sample(images, samples, seed):
     return np.asarray(images)[np.sort(index)]
 
 
-def _machine():
+def machine_info():
+    """Platform, CPU count and versions: what a latency number needs beside it."""
     import tensorflow as tf
 
     return {"platform": platform.platform(), "processor": platform.processor() or None,
@@ -209,7 +210,7 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
             "calibration_samples": (int(len(calibration_images))
                                     if "tflite-int8" in formats else None),
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(),
+            "machine": machine_info(),
             "source_config": source_config,
         }
         metadata = {"class_names": None if class_names is None else list(class_names),
