@@ -143,14 +143,32 @@ def check_budget(config, param_budget=DEFAULT_PARAM_BUDGET, allow_over_budget=Fa
 def estimate_flops(config):
     """Multiply-accumulates x 2 per image of a forward pass (convolutions and dense).
 
+    Counts every convolution (stem, blocks, projections, squeeze-and-excitation) and the
+    classifier on the pooled features; batch norm, activations and pooling are left out
+    (a few percent of the total).
+
     Args:
         config: `ResNetConfig`.
 
     Returns:
         int, floating-point operations per image (forward only).
+
+    Example:
+
+    >>> from keras_resnet.config import ResNetConfig
+    >>> estimate_flops(ResNetConfig(blocks=(1,), channels=(4,), input_shape=(2, 2, 1),
+    ...                             mean=(0.5,), std=(0.25,), num_classes=2))
+    2608
     """
     height, width = config.input_shape[:2]
     flops = 2 * height * width * 9 * config.input_shape[2] * config.channels[0]
+
+    def squeeze_excite(channels):
+        # Two 1x1 convolutions on the pooled 1x1 map.
+        return 2 * 2 * channels * max(1, channels // config.se_ratio)
+
+    if config.se == "stem":
+        flops += squeeze_excite(config.channels[0])
     in_channels = config.channels[0]
     for layer, num_blocks in enumerate(config.blocks):
         filters, kernel = config.channels[layer], config.conv_kernels[layer]
@@ -159,7 +177,14 @@ def estimate_flops(config):
             height, width = math.ceil(height / strides), math.ceil(width / strides)
             pixels = height * width
             flops += 2 * pixels * kernel * kernel * (in_channels * filters + filters * filters)
+            if config.se == "block":
+                flops += squeeze_excite(filters)
             if strides != 1 or in_channels != filters:
                 flops += 2 * pixels * config.skip_kernels[layer] ** 2 * in_channels * filters
             in_channels = filters
-    return flops + 2 * in_channels * config.num_classes
+    # The classifier's inputs: like count_params, pooled grid x heads x channels.
+    grid = 1
+    if config.pool_size is not None:
+        grid = (height // config.pool_size) * (width // config.pool_size)
+    features = in_channels * grid * (2 if config.head == "avg_max" else 1)
+    return flops + 2 * features * config.num_classes
