@@ -1,0 +1,238 @@
+"""`python -m tuner`: search architectures and recipes under a parameter budget.
+
+See `tuner/__init__.py` for the whole story; `python -m tuner --help` lists the flags.
+"""
+
+import json
+import os
+import shutil
+import sys
+import time
+
+from tuner.space import DEFAULT_TUNED, DIMENSIONS
+
+DEFAULT_BUDGET = 5_000_000
+
+
+def build_parser():
+    from keras_resnet import cli
+
+    parser = cli.ArgumentParser(
+        prog="python -m tuner",
+        description="Hyperparameter search over compact ResNets under a parameter budget. "
+                    "Prints one JSON line last: trials, best_config, rejected_over_budget.")
+    search = parser.add_argument_group("search")
+    search.add_argument("--tuner", default="random", help="random, bayesian or hyperband")
+    search.add_argument("--study", help="rerun a paper's grid: optimizers, adam-lr, batch-lr-grid")
+    search.add_argument("--variant", help="base architecture and recipe (default efficient; "
+                                          "a study's default is its paper's variant)")
+    search.add_argument("--max-trials", type=int, default=10, help="trials (default 10)")
+    search.add_argument("--epochs", type=int, default=3,
+                        help="epochs per trial (Hyperband: the most per trial); default 3")
+    search.add_argument("--steps-per-epoch", type=int, help="limit each epoch to N steps")
+    search.add_argument("--executions-per-trial", type=int, default=1,
+                        help="trainings averaged per trial (default 1)")
+    search.add_argument("--param-budget", type=int, default=DEFAULT_BUDGET,
+                        help="most trainable parameters; larger draws are rejected before "
+                             "anything is built (default 5,000,000)")
+    search.add_argument("--seed", type=int, default=0, help="seed of the oracle and training")
+    space = parser.add_argument_group(
+        "search space: a dimension flag sets its range and tunes it; one value fixes it. "
+        "Lists a,b,c; ranges lo:hi, lo:hi:log, lo:hi:step")
+    space.add_argument("--space", help="JSON file {dimension: true|false|[values]|{min,max,...}}; "
+                                       "only its dimensions are tuned")
+    space.add_argument("--tune", help=f"dimensions to tune, or 'all' (default: "
+                                      f"{','.join(DEFAULT_TUNED)})")
+    space.add_argument("--freeze", help="dimensions to keep at the base's value")
+    for name, (_, default, text) in DIMENSIONS.items():
+        shown = default.get("values") or f"{default['min']}:{default['max']}"
+        space.add_argument(f"--{name.replace('_', '-')}", dest=f"dim_{name}",
+                           help=f"{text} (default {shown})")
+    data = parser.add_argument_group("data (selection uses the validation split, never test)")
+    data.add_argument("--dataset", default="cifar10", help="tensorflow-datasets name")
+    data.add_argument("--data-dir", help="local copy: CIFAR-10 archive or image folder")
+    data.add_argument("--val-split", type=float, default=0.1, help="held-out fraction (0.1)")
+    run = parser.add_argument_group("run")
+    run.add_argument("--output", help="search folder (default saved_models/tuner-<time>); "
+                                      "rerun with the same folder to resume")
+    run.add_argument("--overwrite", action="store_true", help="discard a search in --output")
+    run.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity per trial")
+    return parser
+
+
+def _dimension_list(text, flag):
+    if text is None:
+        return []
+    names = list(DIMENSIONS) if text == "all" else [n.strip() for n in text.split(",") if n]
+    unknown = [n for n in names if n not in DIMENSIONS]
+    if unknown:
+        raise ValueError(f"{flag} names unknown dimension(s); expected some of "
+                         f"{', '.join(DIMENSIONS)}. Received: {','.join(unknown)}")
+    return names
+
+
+def resolve_ranges(args, study=None):
+    """Resolves --space, --tune, --freeze and the dimension flags into ranges."""
+    from tuner.space import parse_range, read_space_file
+
+    if study is not None:
+        ranges = study.ranges()
+    elif args.space:
+        ranges = {name: spec or DIMENSIONS[name][1]
+                  for name, spec in read_space_file(args.space).items()}
+    else:
+        ranges = {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}
+    for name in _dimension_list(args.tune, "--tune"):
+        ranges.setdefault(name, DIMENSIONS[name][1])
+    for name in DIMENSIONS:
+        flag = getattr(args, f"dim_{name}")
+        if flag is not None:
+            ranges[name] = parse_range(name, flag)
+    for name in _dimension_list(args.freeze, "--freeze"):
+        ranges.pop(name, None)
+    if "channels" in ranges and "base_channels" in ranges and args.dim_base_channels is None:
+        ranges.pop("base_channels")  # choosing free channels replaces the doubling
+    return ranges
+
+
+def _checked_positive(args):
+    for name in ("max_trials", "epochs", "executions_per_trial", "param_budget"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive. "
+                             f"Received: {name}={getattr(args, name)}")
+    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
+        raise ValueError(f"--steps-per-epoch must be positive. "
+                         f"Received: steps_per_epoch={args.steps_per_epoch}")
+
+
+def _role():
+    from keras_tuner.src.distribute import utils
+
+    if not utils.has_chief_oracle():
+        return "standalone"
+    return "chief" if utils.is_chief_oracle() else "worker"
+
+
+def _make_space(args, variant, ranges, data=None):
+    import dataclasses
+
+    from keras_resnet.training import get_recipe
+    from keras_resnet.variants import get_variant
+    from tuner.space import SearchSpace
+
+    base = get_variant(variant)
+    if data is not None and (args.data_dir is not None or args.dataset != "cifar10"):
+        base = dataclasses.replace(base, num_classes=data.num_classes, mean=data.mean,
+                                   std=data.std)
+    recipe = dataclasses.replace(get_recipe(variant), epochs=args.epochs,
+                                 steps_per_epoch=args.steps_per_epoch, val_split=args.val_split,
+                                 seed=args.seed)
+    space = SearchSpace(base, recipe, ranges, args.param_budget)
+    space.check_feasible(seed=args.seed)
+    return space
+
+
+def _prepare_output(args, role, signature):
+    output = args.output or os.path.join(
+        "saved_models", f"{'study-' + args.study if args.study else 'tuner'}-"
+                        f"{time.strftime('%Y%m%d-%H%M%S')}")
+    record = os.path.join(output, "search.json")
+    if role == "worker":
+        return output  # the chief owns the folder's state
+    if args.overwrite:
+        shutil.rmtree(os.path.join(output, "search"), ignore_errors=True)
+        if os.path.exists(record):
+            os.remove(record)
+    if os.path.exists(record):
+        with open(record) as handle:
+            previous = json.load(handle)
+        if {k: v for k, v in previous.items() if k != "max_trials"} != \
+                {k: v for k, v in signature.items() if k != "max_trials"}:
+            raise ValueError(f"{output} holds a different search (other space, tuner, data or "
+                             "epochs); rerun it with its own settings to resume, pass "
+                             f"--overwrite, or choose another --output. Received: output={output!r}")
+    os.makedirs(output, exist_ok=True)
+    from tuner.space import atomic_write_json
+
+    atomic_write_json(record, signature)
+    return output
+
+
+def main(argv=None):
+    from keras_resnet import cli
+    from tuner import hypermodel as hm
+    from tuner import results, studies
+
+    args = build_parser().parse_args(argv)
+    _checked_positive(args)
+    study = studies.get_study(args.study) if args.study else None
+    kind = "grid" if study else args.tuner
+    if kind not in hm.TUNERS + ("grid",):
+        raise ValueError(f"Unknown tuner; expected one of {', '.join(hm.TUNERS)}. "
+                         f"Received: tuner={args.tuner!r}")
+    variant = args.variant or (study.variant if study else "efficient")
+    ranges = resolve_ranges(args, study)
+    _make_space(args, variant, ranges)  # fail on a bad space or budget before loading data
+
+    from keras_resnet.data import load_data
+
+    data = load_data(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed)
+    space = _make_space(args, variant, ranges, data)
+    data_info = {"dataset": args.dataset, "data_dir": args.data_dir and os.path.abspath(
+        args.data_dir), "val_split": args.val_split}
+    role = _role()
+    signature = {"tuner": kind, "study": args.study, "variant": variant, "space": space.to_dict(),
+                 "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
+                 "executions_per_trial": args.executions_per_trial, "data": data_info,
+                 "max_trials": args.max_trials}
+    output = _prepare_output(args, role, signature)
+    print(f"tuner ({role}): {kind} search over {', '.join(sorted(ranges)) or 'nothing'}; "
+          f"base {variant}; budget {args.param_budget:,}; data {data.source}: "
+          f"{len(data.x_train)} train, {len(data.x_val)} validation; output {output}", flush=True)
+
+    model = hm.ResNetHyperModel(space, data, name=f"tuned_{variant}", verbose=args.verbose)
+    max_trials = min(args.max_trials, study.size) if study else args.max_trials
+    tuner = hm.build_tuner(kind, model, output, max_trials, args.epochs, seed=args.seed,
+                           executions_per_trial=args.executions_per_trial)
+    tuner.search(epochs=args.epochs)
+    if role == "worker":
+        cli.print_json_line({"worker": os.environ.get("KERASTUNER_TUNER_ID"), "output": output})
+        return 0
+
+    rows = results.collect_trials(tuner.oracle, space)
+    rejected = tuner.oracle.rejected_over_budget
+    header = (f"# Search `{kind}` from `{variant}`\n\nBudget {args.param_budget:,} trainable "
+              f"parameters; {rejected} draw(s) rejected over budget before building; "
+              f"{args.epochs} epoch(s) per trial"
+              + (f" of {args.steps_per_epoch} steps" if args.steps_per_epoch else "")
+              + f"; selection on the validation split ({len(data.x_val)} images).")
+    results.write_leaderboard(rows, output, header)
+    best_config = None
+    if rows:
+        results.plot_pareto(rows, os.path.join(output, "pareto.png"), args.param_budget)
+        best_config = os.path.join(output, "best_config.json")
+        results.write_best_config(rows[0], space, variant, data_info, best_config)
+        if study:
+            with open(os.path.join(output, "study.md"), "w") as handle:
+                handle.write(studies.study_table(study, rows, args.epochs, args.steps_per_epoch))
+        print(f"best: trial {rows[0]['trial_id']}, val_accuracy {rows[0]['val_accuracy']:.4f}, "
+              f"{rows[0]['params']:,} parameters -> {best_config}", flush=True)
+    cli.print_json_line({
+        "trials": [{k: row[k] for k in ("trial_id", "params", "val_accuracy", "hyperparameters",
+                                        "seconds", "rss_mb")} for row in rows],
+        "best_config": best_config, "rejected_over_budget": rejected, "output": output})
+    if not rows:
+        print("error: no trial completed; see the trial messages above.", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    from keras_resnet.quiet import import_keras, quiet_native_logs
+
+    import_keras()
+    with quiet_native_logs():
+        import keras_tuner  # noqa: F401 - its import logs too
+    from keras_resnet.cli import run_main
+
+    sys.exit(run_main(main))

@@ -1,0 +1,225 @@
+"""The HyperModel (build with keras_resnet, fit on the validation split) and the tuners.
+
+`ResNetHyperModel.build` does not describe a network: it resolves the trial's values into a
+`ResNetConfig` and calls `keras_resnet.build_resnet`, and compiles with the training
+module's `build_optimizer`, so a tuned model is exactly what `train.py` would train.
+"""
+
+import math
+import os
+import time
+
+import keras
+import keras_tuner
+from keras_tuner.src.tuners import bayesian, gridsearch, hyperband, randomsearch
+
+from keras_resnet.model import build_resnet, count_params
+from keras_resnet.training import runtime
+from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
+from tuner.space import BudgetOracleMixin, atomic_write_json
+
+TUNERS = ("random", "bayesian", "hyperband")
+OBJECTIVE = "val_accuracy"
+
+
+def resident_memory_mb():
+    """Resident set size of this process in MiB (psutil, else /proc/self/status)."""
+    try:
+        import psutil
+
+        return psutil.Process().memory_info().rss / 2**20
+    except ImportError:
+        try:
+            with open("/proc/self/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:
+            pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak, the fallback
+
+
+class ResNetHyperModel(keras_tuner.HyperModel):
+    """Builds and trains one trial's ResNet from a `SearchSpace`.
+
+    `build(hp)` builds under the resolved precision policy (restored afterwards); the
+    tuner clears the Keras session before every build, so memory stays flat across
+    trials. `fit` trains on `data.x_train` and validates on the held-out `data.x_val`; the
+    test split is never touched. It returns `val_accuracy` (best epoch) with the trial's
+    parameter count, seconds and resident memory, which the oracle records.
+
+    Args:
+        space: `tuner.space.SearchSpace`.
+        data: `keras_resnet.data.DataSplits` with a validation split.
+        name: str. Model name. Defaults to `"tuned"`.
+        precision: str. `TrainConfig.precision` value. Defaults to `"auto"`.
+        jit: str. `TrainConfig.jit` value. Defaults to `"auto"`.
+        verbose: Keras `fit` verbosity. Defaults to `0`.
+
+    Raises:
+        ValueError: if `data` has no validation split.
+    """
+
+    def __init__(self, space, data, name="tuned", precision="auto", jit="auto", verbose=0):
+        super().__init__(name=name)
+        if data is not None and len(data.x_val) == 0:
+            raise ValueError("The tuner selects on a validation split, and the data has none; "
+                             "set --val-split above 0. Received: val_split=0")
+        self.space, self.data, self.verbose = space, data, verbose
+        self.precision = runtime.resolve_precision(precision)
+        self.jit = runtime.resolve_jit(jit)
+
+    def declare_hyperparameters(self, hp):
+        self.space.declare(hp)
+
+    def build(self, hp):
+        model_config, train_config, _ = self.space.resolve(hp.values)
+        params = count_params(model_config)["trainable"]
+        if params > self.space.param_budget:
+            # The oracle rejects these before a trial exists; never build one regardless.
+            raise keras_tuner.errors.FailedTrialError(
+                f"{params:,} parameters over the budget of {self.space.param_budget:,}")
+        previous = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(self.precision)
+        try:
+            model = build_resnet(model_config, name=self.name)
+            apply_l2_weight_decay(model, train_config)
+            model.compile(
+                optimizer=build_optimizer(train_config, self._steps_per_epoch(train_config)),
+                loss=keras.losses.CategoricalCrossentropy(
+                    label_smoothing=train_config.label_smoothing),
+                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
+                jit_compile=self.jit)
+        finally:
+            keras.config.set_dtype_policy(previous)
+        return model
+
+    def _steps_per_epoch(self, train_config):
+        return train_config.steps_per_epoch or math.ceil(
+            len(self.data.x_train) / train_config.batch_size)
+
+    def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
+        model_config, train_config, extras = self.space.resolve(hp.values)
+        train, val = self._datasets(train_config, extras["shuffle"])
+        callbacks = list(callbacks) + [keras.callbacks.TerminateOnNaN()]
+        if train_config.schedule == "plateau":
+            callbacks.append(keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", factor=train_config.decay_rate,
+                patience=train_config.plateau_patience, min_lr=train_config.min_learning_rate))
+        started = time.perf_counter()
+        history = model.fit(train, validation_data=val, epochs=epochs or train_config.epochs,
+                            initial_epoch=initial_epoch,
+                            steps_per_epoch=self._steps_per_epoch(train_config),
+                            callbacks=callbacks, verbose=self.verbose)
+        scores = [s for s in history.history.get(OBJECTIVE, []) if s == s]  # drop NaN
+        return {OBJECTIVE: max(scores) if scores else float("nan"),
+                "params": float(count_params(model_config)["trainable"]),
+                "seconds": time.perf_counter() - started, "rss_mb": resident_memory_mb()}
+
+    def _datasets(self, train_config, shuffle):
+        from keras_resnet.data.augment import build_augmentation
+        from keras_resnet.data.pipeline import build_dataset
+
+        data, seed = self.data, train_config.seed
+        num_classes, batch_size = len(data.class_names), train_config.batch_size
+        if shuffle:
+            train = build_dataset(data.x_train, data.y_train, num_classes, batch_size,
+                                  training=True, augment=train_config.augment, seed=seed)
+        else:
+            # Paper 003's "shuffle False": the same order every epoch, still augmented.
+            train = build_dataset(data.x_train, data.y_train, num_classes, batch_size,
+                                  training=False)
+            augmentation = build_augmentation(
+                [a for a in train_config.augment if a not in ("mixup", "cutmix")],
+                data.x_train.shape[1:], seed=seed)
+            if augmentation is not None:
+                train = train.map(lambda x, y: (augmentation(x, training=True), y))
+        val = build_dataset(data.x_val, data.y_val, num_classes, batch_size, training=False)
+        return train.repeat(), val
+
+
+class _AtomicTunerSave:
+    """Writes the tuner's own state file atomically (the oracle's are, by the mixin)."""
+
+    def save(self):
+        if not self._is_worker():
+            self.oracle.save()
+        atomic_write_json(self._get_tuner_fname(), self.get_state())
+
+    def _populate_initial_space(self):
+        # keras-tuner builds the model again and again to discover conditional
+        # hyperparameters; the space declares all of them up front, so nothing is built.
+        hp = self.oracle.get_space()
+        self.hypermodel.declare_hyperparameters(hp)
+        self.oracle.update_space(hp)
+
+
+def _oracle_class(base):
+    return type(f"Budget{base.__name__}", (BudgetOracleMixin, base), {})
+
+
+class RandomTuner(_AtomicTunerSave, keras_tuner.Tuner):
+    """Random search with budget rejection."""
+
+
+class BayesianTuner(_AtomicTunerSave, keras_tuner.Tuner):
+    """Gaussian-process Bayesian optimization with budget rejection."""
+
+
+class HyperbandTuner(_AtomicTunerSave, keras_tuner.Hyperband):
+    """Hyperband with budget rejection."""
+
+    def __init__(self, oracle, hypermodel, **kwargs):
+        # Skip Hyperband.__init__, which would make its own oracle without the budget.
+        keras_tuner.Tuner.__init__(self, oracle=oracle, hypermodel=hypermodel, **kwargs)
+
+
+class GridTuner(_AtomicTunerSave, keras_tuner.Tuner):
+    """Grid search (the paper studies)."""
+
+
+def build_tuner(kind, hypermodel, output, max_trials, epochs, seed=0, executions_per_trial=1):
+    """Builds a keras-tuner tuner whose oracle rejects configurations over budget.
+
+    The project lives in `output/search/`; an existing project is reloaded, so rerunning
+    with the same `output` resumes (an interrupted trial runs again).
+
+    Args:
+        kind: str. `"random"`, `"bayesian"`, `"hyperband"` or `"grid"`.
+        hypermodel: `ResNetHyperModel`.
+        output: str. The search folder.
+        max_trials: int or None. Trials to run (Hyperband: ignored; `epochs` bounds it).
+        epochs: int. Epochs per trial (Hyperband: the most any trial gets).
+        seed: int. Seed of the oracle. Defaults to `0`.
+        executions_per_trial: int. Trainings averaged per trial. Defaults to `1`.
+
+    Returns:
+        A `keras_tuner.Tuner`.
+
+    Raises:
+        ValueError: for an unknown `kind`.
+    """
+    objective = keras_tuner.Objective(OBJECTIVE, direction="max")
+    common = {"objective": objective, "seed": seed}
+    if kind == "random":
+        oracle = _oracle_class(randomsearch.RandomSearchOracle)(max_trials=max_trials, **common)
+        cls = RandomTuner
+    elif kind == "bayesian":
+        oracle = _oracle_class(bayesian.BayesianOptimizationOracle)(
+            max_trials=max_trials, num_initial_points=min(3, max_trials or 3), **common)
+        cls = BayesianTuner
+    elif kind == "hyperband":
+        oracle = _oracle_class(hyperband.HyperbandOracle)(max_epochs=max(2, epochs), factor=3,
+                                                          **common)
+        cls = HyperbandTuner
+    elif kind == "grid":
+        oracle = _oracle_class(gridsearch.GridSearchOracle)(max_trials=max_trials, **common)
+        cls = GridTuner
+    else:
+        raise ValueError(f"Unknown tuner; expected one of {', '.join(TUNERS)}. "
+                         f"Received: tuner={kind!r}")
+    oracle.search_space = hypermodel.space
+    return cls(oracle=oracle, hypermodel=hypermodel, directory=os.fspath(output),
+               project_name="search", executions_per_trial=executions_per_trial)

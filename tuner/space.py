@@ -1,0 +1,364 @@
+"""The search space: hyperparameter values -> (ResNetConfig, TrainConfig), within a budget.
+
+Every dimension is switchable. A dimension that is off keeps the base variant's value (or
+its recipe's); one that is on is declared as a keras-tuner hyperparameter. A trial's values
+become configs through `dataclasses.replace` of the base, so they are validated like any
+other config, and the network is always `keras_resnet.build_resnet`'s.
+
+Budget rejection lives in the oracle (`BudgetOracleMixin`): values whose analytic
+parameter count (`keras_resnet.count_params`) exceeds the budget are replaced by fresh
+random values before the trial exists, so nothing over budget is built, let alone trained.
+"""
+
+import dataclasses
+import json
+import os
+import random
+
+from keras_resnet.config import ResNetConfig, _downsampled
+from keras_resnet.data.augment import parse_augment
+from keras_resnet.model import count_params
+from keras_resnet.training.config import TrainConfig
+
+# name: (value type, default range, help). A range is {"values": [...]} (a choice) or
+# {"min", "max"[, "step"][, "log"]} (an interval).
+DIMENSIONS = {
+    "num_layers": (int, {"values": [2, 3, 4]}, "residual layers N"),
+    "blocks": (int, {"min": 1, "max": 4}, "basic blocks of each layer (one value per layer)"),
+    "base_channels": (int, {"values": [16, 32, 48, 64]}, "C_1; doubles in every layer"),
+    "channels": (int, {"values": [16, 32, 64, 128, 256]},
+                 "channels chosen freely per layer (replaces base_channels)"),
+    "conv_kernel": (int, {"values": [3, 5]}, "kernel F of the block convolutions"),
+    "skip_kernel": (int, {"values": [1, 3]}, "kernel K of projection shortcuts"),
+    # 0 pools to 1x1; a pool larger than the final map is cut to it (also 1x1).
+    "pool_size": (int, {"values": [0, 1, 2, 4]}, "average-pool kernel P, 0 = global"),
+    "se": (str, {"values": ["none", "stem", "block"]}, "squeeze-and-excitation placement"),
+    "dropout": (float, {"min": 0.0, "max": 0.5, "step": 0.1}, "dropout before the classifier"),
+    "activation": (str, {"values": ["relu", "gelu", "silu"]}, "activation"),
+    "optimizer": (str, {"values": ["sgd", "adam", "adamw", "rmsprop"]}, "optimizer"),
+    "learning_rate": (float, {"min": 1e-4, "max": 1e-1, "log": True}, "peak learning rate"),
+    "batch_size": (int, {"values": [64, 128, 256]}, "batch size"),
+    "weight_decay": (float, {"min": 1e-6, "max": 1e-3, "log": True}, "weight decay"),
+    "schedule": (str, {"values": ["constant", "cosine", "step", "one_cycle"]}, "lr schedule"),
+    "label_smoothing": (float, {"min": 0.0, "max": 0.2, "step": 0.05}, "label smoothing"),
+    "lookahead": (bool, {"values": [False, True]}, "wrap the optimizer in Lookahead"),
+    "augment": (str, {"values": ["crop,flip", "crop,flip,cutout", "none"]},
+                "augmentation set (a comma-separated list is one value)"),
+    # Paper 003's "batch shuffle": a tuner-only switch, not a TrainConfig field.
+    "shuffle": (bool, {"values": [True, False]}, "reshuffle the training data every epoch"),
+}
+DEFAULT_TUNED = tuple(d for d in DIMENSIONS if d not in ("channels", "shuffle"))
+TRAIN_DIMENSIONS = ("optimizer", "learning_rate", "batch_size", "weight_decay", "schedule",
+                    "label_smoothing", "lookahead", "augment")
+MAX_RESAMPLES = 1000  # draws per trial before the oracle gives up on the budget
+
+
+def parse_range(name, spec):
+    """Parses a dimension's range from a flag (`"a,b,c"`, `"lo:hi"`, `"lo:hi:log"`,
+    `"lo:hi:step"`) or a space-file entry (a list or a dict).
+
+    Returns:
+        A dict `{"values": [...]}` or `{"min", "max", "step"?, "log"?}`.
+
+    Raises:
+        ValueError: for an unknown dimension or a malformed range.
+
+    Example:
+
+    >>> parse_range("learning_rate", "1e-4:1e-2:log")
+    {'min': 0.0001, 'max': 0.01, 'log': True}
+    >>> parse_range("se", "none,block")
+    {'values': ['none', 'block']}
+    """
+    if name not in DIMENSIONS:
+        raise ValueError(f"Unknown search dimension; expected one of {', '.join(DIMENSIONS)}. "
+                         f"Received: {name!r}")
+    kind = DIMENSIONS[name][0]
+    try:
+        if isinstance(spec, str):
+            if ":" in spec:
+                parts = spec.split(":")
+                spec = {"min": parts[0], "max": parts[1]}
+                if len(parts) == 3 and parts[2] == "log":
+                    spec["log"] = True
+                elif len(parts) == 3:
+                    spec["step"] = parts[2]
+                elif len(parts) != 2:
+                    raise ValueError
+            else:
+                spec = {"values": spec.split(",")}
+        elif isinstance(spec, (list, tuple)):
+            spec = {"values": list(spec)}
+        if "values" in spec:
+            values = [_convert(kind, v) for v in spec["values"]]
+            if not values or len(set(values)) != len(values) or set(spec) != {"values"}:
+                raise ValueError
+            return {"values": values}
+        if kind not in (int, float) or not {"min", "max"} <= set(spec) <= {
+                "min", "max", "step", "log"}:
+            raise ValueError
+        parsed = {"min": kind(float(spec["min"])) if kind is int else float(spec["min"]),
+                  "max": kind(float(spec["max"])) if kind is int else float(spec["max"])}
+        if spec.get("step") is not None:
+            parsed["step"] = kind(float(spec["step"]))
+        if spec.get("log"):
+            parsed["log"] = True
+        if parsed["min"] > parsed["max"] or parsed.get("log") and parsed["min"] <= 0:
+            raise ValueError
+        return parsed
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise ValueError(
+            f"`{name}` needs a list of {kind.__name__} values (a,b,c) or, for numbers, a range "
+            f"lo:hi, lo:hi:log or lo:hi:step. Received: {name}={spec!r}") from None
+
+
+def _convert(kind, value):
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "false"):
+            return str(value).lower() == "true"
+        raise ValueError
+    if kind is str:
+        return str(value).strip()
+    return kind(float(value)) if kind is int and float(value) == int(float(value)) else kind(value)
+
+
+def read_space_file(path):
+    """Reads a JSON space file: `{dimension: true | false | [values] | {"min", "max", ...}}`.
+
+    Listed dimensions set to anything but `false` are tuned (`true`: the default range);
+    the others keep the base's value.
+
+    Returns:
+        A dict of dimension name -> range (or `None` for the default range).
+
+    Raises:
+        ValueError: if the file is missing, not JSON, or names an unknown dimension.
+    """
+    if not os.path.isfile(path):
+        raise ValueError(f"Space file {path} does not exist. Received: space={path!r}")
+    try:
+        with open(path) as handle:
+            entries = json.load(handle)
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"Space file {path} is not valid JSON: {error}. "
+                         f"Received: space={path!r}") from None
+    if not isinstance(entries, dict):
+        raise ValueError(f"Space file {path} must hold a JSON object of dimensions. "
+                         f"Received: {type(entries).__name__}")
+    return {name: None if spec is True else parse_range(name, spec)
+            for name, spec in entries.items() if spec is not False}
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchSpace:
+    """The tuned dimensions around a base architecture and recipe.
+
+    Args:
+        base_model: `ResNetConfig`. Values of the dimensions that are off.
+        base_train: `TrainConfig`. The recipe; `epochs` and `steps_per_epoch` are the
+            trial's.
+        ranges: dict. Tuned dimension name -> range (see `parse_range`).
+        param_budget: int. Maximum trainable parameters.
+        max_layers: int. Most residual layers any trial may have.
+    """
+
+    base_model: ResNetConfig
+    base_train: TrainConfig
+    ranges: dict
+    param_budget: int = 5_000_000
+
+    def __post_init__(self):
+        if "channels" in self.ranges and "base_channels" in self.ranges:
+            raise ValueError("Tune either `base_channels` (doubling per layer) or `channels` "
+                             "(free per layer), not both. Received: both")
+
+    @property
+    def max_layers(self):
+        return max(self.ranges.get("num_layers", {"values": [self.base_model.num_layers]})["values"])
+
+    def declare(self, hp):
+        """Declares every tuned dimension on `hp` (a `keras_tuner.HyperParameters`)."""
+        layers = self.ranges.get("num_layers", {"values": [self.base_model.num_layers]})
+        if "num_layers" in self.ranges:
+            hp.Choice("num_layers", layers["values"])
+        for name, spec in self.ranges.items():
+            if name == "num_layers":
+                continue
+            if name not in ("blocks", "channels"):
+                _declare(hp, name, spec)
+                continue
+            for layer in range(1, self.max_layers + 1):
+                active = [n for n in layers["values"] if n >= layer]
+                if "num_layers" in self.ranges and len(active) < len(layers["values"]):
+                    with hp.conditional_scope("num_layers", active):
+                        _declare(hp, f"{name}_{layer}", spec)
+                else:
+                    _declare(hp, f"{name}_{layer}", spec)
+
+    def resolve(self, values):
+        """Turns a trial's values into `(ResNetConfig, TrainConfig, extras)`.
+
+        Raises:
+            ValueError: if the values make an invalid config.
+        """
+        base, values = self.base_model, dict(values)
+        layers = int(values.get("num_layers", base.num_layers))
+        final = _downsampled(min(base.input_shape[:2]), layers - 1)
+        model = {}
+        if "blocks" in self.ranges:
+            model["blocks"] = tuple(int(values.get(f"blocks_{i}", self.ranges["blocks"]["min"]))
+                                    for i in range(1, layers + 1))
+        else:
+            model["blocks"] = _fit_layers(base.blocks, layers)
+        if "channels" in self.ranges:
+            model["channels"] = tuple(int(values[f"channels_{i}"]) for i in range(1, layers + 1))
+        elif "base_channels" in values:
+            model["channels"] = tuple(int(values["base_channels"]) * 2 ** i for i in range(layers))
+        else:
+            # A deeper network than the base continues its doubling.
+            model["channels"] = tuple(base.channels[i] if i < base.num_layers
+                                      else base.channels[-1] * 2 ** (i - base.num_layers + 1)
+                                      for i in range(layers))
+        for field, name in (("conv_kernels", "conv_kernel"), ("skip_kernels", "skip_kernel")):
+            model[field] = int(values[name]) if name in values else _fit_layers(
+                getattr(base, field), layers)
+        model["block_dropout"] = _fit_layers(base.block_dropout, layers)
+        pool = values.get("pool_size", base.pool_size or 0)
+        if "pool_size" not in values and base.pool_size and base.pool_size >= min(base.final_size):
+            pool = 0  # the base pooled to 1x1: keep doing so at any depth
+        model["pool_size"] = None if not pool else min(int(pool), final)
+        for name in ("se", "dropout", "activation"):
+            if name in values:
+                model[name] = values[name]
+        model_config = dataclasses.replace(base, **model)
+        train = {name: values[name] for name in TRAIN_DIMENSIONS if name in values}
+        if "augment" in train:
+            train["augment"] = parse_augment(train["augment"])
+        train_config = dataclasses.replace(self.base_train, **train)
+        return model_config, train_config, {"shuffle": bool(values.get("shuffle", True))}
+
+    def trainable_params(self, values):
+        """The analytic trainable-parameter count of `values`' model."""
+        return count_params(self.resolve(values)[0])["trainable"]
+
+    def check_feasible(self, seed=0, draws=500):
+        """Raises ValueError if no drawn configuration (nor the smallest corner) fits."""
+        import keras_tuner
+
+        hp = keras_tuner.HyperParameters()
+        self.declare(hp)
+        candidates = [_corner(hp)]
+        for draw in range(draws):
+            candidates.append(_random_values(hp, seed * 7919 + draw))
+        smallest = min(self.trainable_params(values) for values in candidates)
+        if smallest > self.param_budget:
+            raise ValueError(
+                f"No configuration of the search space fits the parameter budget: the smallest "
+                f"found has {smallest:,} trainable parameters. Raise --param-budget or shrink "
+                f"the space. Received: param_budget={self.param_budget}")
+
+    def to_dict(self):
+        """JSON-safe description, compared on resume."""
+        return {"base_model": self.base_model.to_dict(), "base_train": self.base_train.to_dict(),
+                "ranges": self.ranges, "param_budget": self.param_budget}
+
+
+def _declare(hp, name, spec):
+    kind = DIMENSIONS[name.rsplit("_", 1)[0] if name[-1].isdigit() else name][0]
+    if "values" in spec:
+        if kind is bool and sorted(spec["values"]) == [False, True]:
+            return hp.Boolean(name)
+        return hp.Choice(name, spec["values"], ordered=kind in (int, float))
+    sampling = "log" if spec.get("log") else "linear"
+    if kind is int:
+        return hp.Int(name, spec["min"], spec["max"], step=spec.get("step"), sampling=sampling)
+    return hp.Float(name, spec["min"], spec["max"], step=spec.get("step"), sampling=sampling)
+
+
+def _fit_layers(values, layers):
+    """Cuts or extends (repeating the last) a per-layer tuple to `layers` entries."""
+    return tuple(values[:layers]) + (values[-1],) * max(0, layers - len(values))
+
+
+def _random_values(hp, seed):
+    values = {}
+    space = hp.copy()
+    for parameter in space.space:
+        if space.is_active(parameter):
+            values[parameter.name] = space.values[parameter.name] = \
+                parameter.random_sample(seed)
+            seed += 1
+    return values
+
+
+def _corner(hp):
+    """The values that usually give the fewest parameters: every dimension at its low end."""
+    values = {}
+    for parameter in hp.space:
+        config = parameter.get_config()
+        low = config.get("min_value", min(config.get("values", [False]),
+                                          key=lambda v: (str(v) != "none", v)))
+        values[parameter.name] = False if parameter.name == "lookahead" else low
+    return values
+
+
+class BudgetOracleMixin:
+    """Rejects over-budget values in `populate_space`, before a trial is created.
+
+    Mixed in front of a keras-tuner oracle. When the oracle's proposal is over budget, it
+    is replaced by fresh random values (keeping Hyperband's `tuner/*` bookkeeping), up to
+    `MAX_RESAMPLES` times; each rejection is counted in `rejected_over_budget`, which is
+    saved with the oracle's state so a resumed search keeps counting. State files are
+    written atomically, so a search killed mid-write resumes from the last good state.
+    """
+
+    search_space = None
+    rejected_over_budget = 0
+
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        for _ in range(MAX_RESAMPLES):
+            values = response.get("values")
+            if response.get("status") != "RUNNING" or values is None \
+                    or self._within_budget(values):
+                return response
+            self.rejected_over_budget += 1
+            fresh = self._random_values()
+            if fresh is None:
+                break
+            response = {"status": "RUNNING", "values": {
+                **fresh, **{k: v for k, v in values.items() if k.startswith("tuner/")}}}
+        print(f"tuner: no configuration within the budget after {MAX_RESAMPLES} draws; "
+              "stopping the search.", flush=True)
+        return {"status": "STOPPED", "values": None}
+
+    def _within_budget(self, values):
+        values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        try:
+            return self.search_space.trainable_params(values) <= self.search_space.param_budget
+        except ValueError:
+            return False  # an invalid combination is no better than an oversized one
+
+    def get_state(self):
+        return {**super().get_state(), "rejected_over_budget": self.rejected_over_budget}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.rejected_over_budget = state.get("rejected_over_budget", 0)
+
+    def save(self):
+        atomic_write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        atomic_write_json(path, trial.get_state())
+
+
+def atomic_write_json(path, payload):
+    """Writes JSON to `path` through a temporary file and `os.replace`."""
+    temporary = f"{path}.{os.getpid()}.{random.randrange(1 << 30)}.tmp"
+    with open(temporary, "w") as handle:
+        json.dump(payload, handle)
+    os.replace(temporary, path)
