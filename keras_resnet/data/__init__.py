@@ -1,0 +1,29 @@
+"""Data: sources (tfds, CIFAR-10 archives, image folders), augmentation, input pipelines.
+
+`import keras_resnet.data` stays free of TensorFlow, so it works under KERAS_BACKEND=jax on a
+machine without it: the tf.data pipeline is imported on first use of its names (or directly,
+`from keras_resnet.data.pipeline import build_dataset`).
+"""
+
+from keras_resnet.data.augment import (
+    AUGMENTATIONS, RandomPadCrop, build_augmentation, build_label_mixing, parse_augment,
+)
+from keras_resnet.data.sources import DataSplits, load_data, stratified_split
+
+_PIPELINE_NAMES = ("build_dataset", "build_numpy_batches", "build_device_training_model",
+                   "NumpyBatches")
+
+__all__ = [
+    "AUGMENTATIONS", "DataSplits", "RandomPadCrop", "build_augmentation",
+    "build_label_mixing", "load_data", "parse_augment", "stratified_split",
+    *_PIPELINE_NAMES,
+]
+
+
+def __getattr__(name):
+    # Lazy: pipeline.py imports TensorFlow.
+    if name in _PIPELINE_NAMES:
+        from keras_resnet.data import pipeline
+
+        return getattr(pipeline, name)
+    raise AttributeError(f"module 'keras_resnet.data' has no attribute {name!r}")
