@@ -9,13 +9,13 @@ import shutil
 import sys
 import time
 
-from tuner.space import DEFAULT_TUNED, DIMENSIONS
-
+# Nothing that imports Keras at module level: `__main__` quiets TensorFlow's start-up first.
 DEFAULT_BUDGET = 5_000_000
 
 
 def build_parser():
     from keras_resnet import cli
+    from tuner.space import DEFAULT_TUNED, DIMENSIONS
 
     parser = cli.ArgumentParser(
         prog="python -m tuner",
@@ -61,6 +61,8 @@ def build_parser():
 
 
 def _dimension_list(text, flag):
+    from tuner.space import DIMENSIONS
+
     if text is None:
         return []
     names = list(DIMENSIONS) if text == "all" else [n.strip() for n in text.split(",") if n]
@@ -73,7 +75,7 @@ def _dimension_list(text, flag):
 
 def resolve_ranges(args, study=None):
     """Resolves --space, --tune, --freeze and the dimension flags into ranges."""
-    from tuner.space import parse_range, read_space_file
+    from tuner.space import DEFAULT_TUNED, DIMENSIONS, parse_range, read_space_file
 
     if study is not None:
         ranges = study.ranges()

@@ -16,10 +16,11 @@ from keras_tuner.src.tuners import bayesian, gridsearch, hyperband, randomsearch
 from keras_resnet.model import build_resnet, count_params
 from keras_resnet.training import runtime
 from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
-from tuner.space import BudgetOracleMixin, atomic_write_json
+from tuner.space import atomic_write_json
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVE = "val_accuracy"
+MAX_RESAMPLES = 1000  # draws per trial before the oracle gives up on the budget
 
 
 def resident_memory_mb():
@@ -112,7 +113,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         history = model.fit(train, validation_data=val, epochs=epochs or train_config.epochs,
                             initial_epoch=initial_epoch,
                             steps_per_epoch=self._steps_per_epoch(train_config),
-                            callbacks=callbacks, verbose=self.verbose)
+                            callbacks=callbacks, verbose=self.verbose, shuffle=False)
         scores = [s for s in history.history.get(OBJECTIVE, []) if s == s]  # drop NaN
         return {OBJECTIVE: max(scores) if scores else float("nan"),
                 "params": float(count_params(model_config)["trainable"]),
@@ -138,6 +139,58 @@ class ResNetHyperModel(keras_tuner.HyperModel):
                 train = train.map(lambda x, y: (augmentation(x, training=True), y))
         val = build_dataset(data.x_val, data.y_val, num_classes, batch_size, training=False)
         return train.repeat(), val
+
+
+class BudgetOracleMixin:
+    """Rejects over-budget values in `populate_space`, before a trial is created.
+
+    Mixed in front of a keras-tuner oracle. When the oracle's proposal is over budget, it
+    is replaced by fresh random values (keeping Hyperband's `tuner/*` bookkeeping), up to
+    `MAX_RESAMPLES` times; each rejection is counted in `rejected_over_budget`, which is
+    saved with the oracle's state so a resumed search keeps counting. State files are
+    written atomically, so a search killed mid-write resumes from the last good state.
+    """
+
+    search_space = None
+    rejected_over_budget = 0
+
+    def populate_space(self, trial_id):
+        response = super().populate_space(trial_id)
+        for _ in range(MAX_RESAMPLES):
+            values = response.get("values")
+            if response.get("status") != "RUNNING" or values is None \
+                    or self._within_budget(values):
+                return response
+            self.rejected_over_budget += 1
+            fresh = self._random_values()
+            if fresh is None:
+                break
+            response = {"status": "RUNNING", "values": {
+                **fresh, **{k: v for k, v in values.items() if k.startswith("tuner/")}}}
+        print(f"tuner: no configuration within the budget after {MAX_RESAMPLES} draws; "
+              "stopping the search.", flush=True)
+        return {"status": "STOPPED", "values": None}
+
+    def _within_budget(self, values):
+        values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
+        try:
+            return self.search_space.trainable_params(values) <= self.search_space.param_budget
+        except ValueError:
+            return False  # an invalid combination is no better than an oversized one
+
+    def get_state(self):
+        return {**super().get_state(), "rejected_over_budget": self.rejected_over_budget}
+
+    def set_state(self, state):
+        super().set_state(state)
+        self.rejected_over_budget = state.get("rejected_over_budget", 0)
+
+    def save(self):
+        atomic_write_json(self._get_oracle_fname(), self.get_state())
+
+    def _save_trial(self, trial):
+        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
+        atomic_write_json(path, trial.get_state())
 
 
 class _AtomicTunerSave:

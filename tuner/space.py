@@ -5,9 +5,8 @@ its recipe's); one that is on is declared as a keras-tuner hyperparameter. A tri
 become configs through `dataclasses.replace` of the base, so they are validated like any
 other config, and the network is always `keras_resnet.build_resnet`'s.
 
-Budget rejection lives in the oracle (`BudgetOracleMixin`): values whose analytic
-parameter count (`keras_resnet.count_params`) exceeds the budget are replaced by fresh
-random values before the trial exists, so nothing over budget is built, let alone trained.
+Budget rejection uses `SearchSpace.trainable_params` (analytic, `keras_resnet.count_params`)
+inside the oracle (`tuner.hypermodel.BudgetOracleMixin`), before a trial exists.
 """
 
 import dataclasses
@@ -50,7 +49,6 @@ DIMENSIONS = {
 DEFAULT_TUNED = tuple(d for d in DIMENSIONS if d not in ("channels", "shuffle"))
 TRAIN_DIMENSIONS = ("optimizer", "learning_rate", "batch_size", "weight_decay", "schedule",
                     "label_smoothing", "lookahead", "augment")
-MAX_RESAMPLES = 1000  # draws per trial before the oracle gives up on the budget
 
 
 def parse_range(name, spec):
@@ -73,7 +71,7 @@ def parse_range(name, spec):
     if name not in DIMENSIONS:
         raise ValueError(f"Unknown search dimension; expected one of {', '.join(DIMENSIONS)}. "
                          f"Received: {name!r}")
-    kind = DIMENSIONS[name][0]
+    kind, given = DIMENSIONS[name][0], spec
     try:
         if isinstance(spec, str):
             if ":" in spec:
@@ -109,7 +107,7 @@ def parse_range(name, spec):
     except (ValueError, TypeError, KeyError, AttributeError):
         raise ValueError(
             f"`{name}` needs a list of {kind.__name__} values (a,b,c) or, for numbers, a range "
-            f"lo:hi, lo:hi:log or lo:hi:step. Received: {name}={spec!r}") from None
+            f"lo:hi, lo:hi:log or lo:hi:step. Received: {name}={given!r}") from None
 
 
 def _convert(kind, value):
@@ -208,12 +206,13 @@ class SearchSpace:
         final = _downsampled(min(base.input_shape[:2]), layers - 1)
         model = {}
         if "blocks" in self.ranges:
-            model["blocks"] = tuple(int(values.get(f"blocks_{i}", self.ranges["blocks"]["min"]))
+            model["blocks"] = tuple(int(values.get(f"blocks_{i}", _low(self.ranges["blocks"])))
                                     for i in range(1, layers + 1))
         else:
             model["blocks"] = _fit_layers(base.blocks, layers)
         if "channels" in self.ranges:
-            model["channels"] = tuple(int(values[f"channels_{i}"]) for i in range(1, layers + 1))
+            model["channels"] = tuple(int(values.get(f"channels_{i}", _low(self.ranges["channels"])))
+                                      for i in range(1, layers + 1))
         elif "base_channels" in values:
             model["channels"] = tuple(int(values["base_channels"]) * 2 ** i for i in range(layers))
         else:
@@ -277,6 +276,10 @@ def _declare(hp, name, spec):
     return hp.Float(name, spec["min"], spec["max"], step=spec.get("step"), sampling=sampling)
 
 
+def _low(spec):
+    return spec["min"] if "min" in spec else min(spec["values"])
+
+
 def _fit_layers(values, layers):
     """Cuts or extends (repeating the last) a per-layer tuple to `layers` entries."""
     return tuple(values[:layers]) + (values[-1],) * max(0, layers - len(values))
@@ -302,58 +305,6 @@ def _corner(hp):
                                           key=lambda v: (str(v) != "none", v)))
         values[parameter.name] = False if parameter.name == "lookahead" else low
     return values
-
-
-class BudgetOracleMixin:
-    """Rejects over-budget values in `populate_space`, before a trial is created.
-
-    Mixed in front of a keras-tuner oracle. When the oracle's proposal is over budget, it
-    is replaced by fresh random values (keeping Hyperband's `tuner/*` bookkeeping), up to
-    `MAX_RESAMPLES` times; each rejection is counted in `rejected_over_budget`, which is
-    saved with the oracle's state so a resumed search keeps counting. State files are
-    written atomically, so a search killed mid-write resumes from the last good state.
-    """
-
-    search_space = None
-    rejected_over_budget = 0
-
-    def populate_space(self, trial_id):
-        response = super().populate_space(trial_id)
-        for _ in range(MAX_RESAMPLES):
-            values = response.get("values")
-            if response.get("status") != "RUNNING" or values is None \
-                    or self._within_budget(values):
-                return response
-            self.rejected_over_budget += 1
-            fresh = self._random_values()
-            if fresh is None:
-                break
-            response = {"status": "RUNNING", "values": {
-                **fresh, **{k: v for k, v in values.items() if k.startswith("tuner/")}}}
-        print(f"tuner: no configuration within the budget after {MAX_RESAMPLES} draws; "
-              "stopping the search.", flush=True)
-        return {"status": "STOPPED", "values": None}
-
-    def _within_budget(self, values):
-        values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
-        try:
-            return self.search_space.trainable_params(values) <= self.search_space.param_budget
-        except ValueError:
-            return False  # an invalid combination is no better than an oversized one
-
-    def get_state(self):
-        return {**super().get_state(), "rejected_over_budget": self.rejected_over_budget}
-
-    def set_state(self, state):
-        super().set_state(state)
-        self.rejected_over_budget = state.get("rejected_over_budget", 0)
-
-    def save(self):
-        atomic_write_json(self._get_oracle_fname(), self.get_state())
-
-    def _save_trial(self, trial):
-        path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        atomic_write_json(path, trial.get_state())
 
 
 def atomic_write_json(path, payload):

@@ -1,0 +1,305 @@
+"""The tuner: space and budget rejection, search outputs, resume, distributed mode, CLI."""
+
+import dataclasses
+import doctest
+import importlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import keras_tuner  # noqa: E402
+
+from keras_resnet import count_params  # noqa: E402
+from keras_resnet.cli import run_main  # noqa: E402
+from keras_resnet.training import get_recipe  # noqa: E402
+from keras_resnet.variants import get_variant  # noqa: E402
+from tuner import hypermodel as hm  # noqa: E402
+from tuner import results, studies  # noqa: E402
+from tuner.__main__ import main  # noqa: E402
+from tuner.space import DEFAULT_TUNED, DIMENSIONS, SearchSpace, parse_range  # noqa: E402
+
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
+# Tiny networks and steps, so that a trial is mostly Keras's tracing of the train step.
+TINY = ["--variant", "tiny", "--base-channels", "4", "--num-layers", "2", "--blocks", "1",
+        "--conv-kernel", "3", "--se", "none,stem", "--batch-size", "8", "--epochs", "1",
+        "--steps-per-epoch", "2", "--val-split", "0.25", "--optimizer", "adam",
+        "--lookahead", "false", "--param-budget", "20000"]
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory):
+    """DIR/{train,test}/<class>/*.png: three colours of noisy blobs, 32x32."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("images")
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 12), ("test", 3)):
+        for name, colour in (("red", (200, 30, 30)), ("green", (30, 200, 30)),
+                             ("blue", (30, 30, 200))):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for index in range(count):
+                pixels = np.clip(rng.normal(colour, 40, (32, 32, 3)), 0, 255)
+                Image.fromarray(pixels.astype(np.uint8)).save(folder / f"{index}.png")
+    return root
+
+
+def last_json(text):
+    return json.loads(text.strip().splitlines()[-1])
+
+
+def search(capsys, *argv):
+    assert run_main(main, list(argv)) == 0, capsys.readouterr().err
+    return last_json(capsys.readouterr().out)
+
+
+def tiny_space(budget, ranges=None):
+    return SearchSpace(get_variant("tiny"), get_recipe("tiny"),
+                       ranges or {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}, budget)
+
+
+@pytest.mark.parametrize("module", ["tuner.space", "tuner.results", "tuner.studies"])
+def test_docstring_examples_run(module):
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def test_oracle_rejects_every_draw_over_budget_before_a_trial_exists():
+    space = tiny_space(budget=150_000)
+    oracle = hm._oracle_class(keras_tuner.oracles.RandomSearchOracle)(
+        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=1000, seed=1)
+    oracle.search_space = space
+    hp = keras_tuner.HyperParameters()
+    space.declare(hp)
+    oracle.update_space(hp)
+    accepted = [oracle.populate_space(str(i)) for i in range(200)]
+    params = [space.trainable_params(response["values"]) for response in accepted]
+    assert all(response["status"] == "RUNNING" for response in accepted)
+    assert max(params) <= 150_000
+    assert oracle.rejected_over_budget > 20  # the default space reaches millions
+    assert len({json.dumps(r["values"], sort_keys=True) for r in accepted}) == 200
+    assert oracle.get_state()["rejected_over_budget"] == oracle.rejected_over_budget
+
+
+def test_values_resolve_to_configs_by_replacing_the_base():
+    space = tiny_space(5_000_000)
+    model, train, extras = space.resolve({
+        "num_layers": 4, "blocks_1": 1, "blocks_2": 2, "blocks_3": 1, "blocks_4": 3,
+        "base_channels": 16, "pool_size": 4, "se": "block", "optimizer": "sgd",
+        "learning_rate": 0.05, "augment": "crop,flip,cutout", "lookahead": True})
+    assert model.blocks == (1, 2, 1, 3) and model.channels == (16, 32, 64, 128)
+    assert model.pool_size == 4 and model.se == "block"
+    assert model.skip_kernels == (3, 3, 3, 3)  # tiny's, kept
+    assert (train.optimizer, train.learning_rate, train.lookahead) == ("sgd", 0.05, True)
+    assert train.augment == ("crop", "flip", "cutout") and extras == {"shuffle": True}
+    assert space.resolve({"num_layers": 4, "pool_size": 8})[0].pool_size == 4  # cut to 4x4
+    fixed = dataclasses.replace(space, ranges={})  # nothing tuned: the base itself
+    assert fixed.resolve({})[0] == get_variant("tiny", pool_size=None)  # 8 on 8x8 is global
+    assert count_params(fixed.resolve({})[0]) == count_params(get_variant("tiny"))
+    assert fixed.resolve({})[1] == get_recipe("tiny")
+
+
+@pytest.mark.parametrize("name, spec, expected", [
+    ("blocks", "1:3", {"min": 1, "max": 3}),
+    ("dropout", "0:0.5:0.1", {"min": 0.0, "max": 0.5, "step": 0.1}),
+    ("lookahead", "true,false", {"values": [True, False]}),
+    ("batch_size", [64, 128], {"values": [64, 128]}),
+    ("learning_rate", {"min": 1e-4, "max": 1e-2, "log": True},
+     {"min": 1e-4, "max": 1e-2, "log": True}),
+])
+def test_parse_range(name, spec, expected):
+    assert parse_range(name, spec) == expected
+
+
+@pytest.mark.parametrize("name, spec, message", [
+    ("depth", "1,2", "Unknown search dimension"),
+    ("se", "a:b", "Received: se='a:b'"),
+    ("learning_rate", "0:1:log", "Received: learning_rate="),
+    ("blocks", "3:1", "Received: blocks='3:1'"),
+    ("batch_size", "64,sixty", "Received: batch_size="),
+])
+def test_parse_range_errors(name, spec, message):
+    with pytest.raises(ValueError, match=message):
+        parse_range(name, spec)
+
+
+def test_budget_too_small_for_any_configuration():
+    with pytest.raises(ValueError, match="No configuration of the search space fits"):
+        tiny_space(1000).check_feasible()
+
+
+def test_pareto_front_and_study_tables():
+    rows = [{"trial_id": "0", "params": 10, "val_accuracy": 0.5, "hyperparameters": {}},
+            {"trial_id": "1", "params": 5, "val_accuracy": 0.6, "hyperparameters": {}}]
+    assert [r["trial_id"] for r in results.pareto_front(rows)] == ["1"]
+    grid = studies.get_study("batch-lr-grid")
+    assert grid.size == 18 and grid.paper_results[(100, 0.01, True)] == 88.3
+    assert grid.paper_results[(500, 0.01, False)] == 89.12
+    assert studies.get_study("adam-lr").grid["learning_rate"] == (1e-4, 8e-4, 1e-3, 1.2e-3, 1e-2)
+    optimizers = studies.get_study("optimizers")
+    rows = [{"trial_id": "0", "val_accuracy": 0.4, "hyperparameters": {"optimizer": "adam"}}]
+    table = studies.study_table(optimizers, rows, epochs=1, steps_per_epoch=None)
+    assert "| adam | 0.4000 (best) | 0 | 93.0 |" in table
+    assert "| adadelta | not run |  | 77.7 |" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--tuner", "annealing"], "Received: tuner='annealing'"),
+    (["--space", "no/such/space.json"], "does not exist"),
+    (["--param-budget", "1000"], "No configuration of the search space fits"),
+    (["--tune", "depth"], "Received: depth"),
+    (["--learning-rate", "fast"], "Received: learning_rate='fast'"),
+    (["--study", "schedules"], "Received: study='schedules'"),
+    (["--channels", "8,16", "--base-channels", "8"], "not both"),
+    (["--max-trials", "0"], "Received: max_trials=0"),
+])
+def test_cli_errors_are_one_line(capsys, argv, message):
+    assert run_main(main, argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_invalid_space_file(tmp_path, capsys):
+    (tmp_path / "space.json").write_text("{not json")
+    assert run_main(main, ["--space", str(tmp_path / "space.json")]) == 2
+    assert "is not valid JSON" in capsys.readouterr().err
+
+
+def test_cli_error_has_no_traceback_in_a_subprocess():
+    done = subprocess.run([sys.executable, "-m", "tuner", "--tuner", "nope"], cwd=ROOT, env=ENV,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0 and "Received: tuner='nope'" in done.stderr
+
+
+def test_search_writes_every_output_and_resumes(image_folder, tmp_path, capsys):
+    output = tmp_path / "search"
+    argv = [*TINY, "--data-dir", str(image_folder), "--output", str(output)]
+    first = search(capsys, *argv, "--max-trials", "1")
+    assert [t["trial_id"] for t in first["trials"]] == ["0"]
+    second = search(capsys, *argv, "--max-trials", "2")  # resumes: one new trial
+    assert sorted(t["trial_id"] for t in second["trials"]) == ["0", "1"]
+    assert sorted(p.name for p in (output / "search").glob("trial_*")) == ["trial_0", "trial_1"]
+    trial0 = {t["trial_id"]: t for t in second["trials"]}["0"]
+    assert trial0 == first["trials"][0]
+    for trial in second["trials"]:
+        assert trial["params"] <= 20_000 and 0 <= trial["val_accuracy"] <= 1
+        assert trial["hyperparameters"]["se"] in ("none", "stem")
+    assert second["best_config"] == str(output / "best_config.json")
+    assert isinstance(second["rejected_over_budget"], int)
+    for name in ("leaderboard.md", "leaderboard.csv", "pareto.png", "best_config.json"):
+        assert (output / name).stat().st_size > 0
+    csv_lines = (output / "leaderboard.csv").read_text().splitlines()
+    assert csv_lines[0] == "trial,params,val_accuracy,hyperparameters,seconds,rss_mb"
+    assert len(csv_lines) == 3 and "rss_mb" in (output / "leaderboard.md").read_text()
+
+    # A different space on the same folder is refused rather than mixed in.
+    assert run_main(main, [*argv, "--max-trials", "2", "--se", "block"]) == 2
+    assert "holds a different search" in capsys.readouterr().err
+
+    best = json.loads((output / "best_config.json").read_text())
+    assert set(best) == {"variant", "model", "train", "data"}
+    done = subprocess.run([sys.executable, "train.py", "--config", str(output / "best_config.json"),
+                           "--dry-run"], cwd=ROOT, env=ENV, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+    dry = last_json(done.stdout)
+    assert dry["config"] == best["model"] and dry["train"] == best["train"]
+    assert dry["trainable_params"] == second["trials"][0]["params"]
+
+
+@pytest.mark.slow
+def test_best_config_trains_one_step(image_folder, tmp_path, capsys):
+    output = tmp_path / "search"
+    search(capsys, *TINY, "--data-dir", str(image_folder), "--output", str(output),
+           "--max-trials", "1")
+    done = subprocess.run([sys.executable, "train.py", "--config", str(output / "best_config.json"),
+                           "--epochs", "1", "--steps-per-epoch", "1", "--output",
+                           str(tmp_path / "run")], cwd=ROOT, env=ENV, capture_output=True,
+                          text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert last_json(done.stdout)["epochs_completed"] == 1
+
+
+@pytest.mark.slow
+def test_study_writes_its_table(image_folder, tmp_path, capsys):
+    output = tmp_path / "study"
+    result = search(capsys, "--study", "optimizers", "--max-trials", "2", "--base-channels", "4",
+                    "--num-layers", "2", "--blocks", "1", "--batch-size", "8", "--epochs", "1",
+                    "--steps-per-epoch", "2", "--val-split", "0.25", "--param-budget", "20000",
+                    "--data-dir", str(image_folder), "--output", str(output))
+    assert sorted(t["hyperparameters"]["optimizer"] for t in result["trials"]) == ["rmsprop", "sgd"]
+    table = (output / "study.md").read_text()
+    assert "paper 000, Table 1" in table and table.count("not run") == 3
+
+
+@pytest.mark.slow
+def test_search_killed_mid_trial_resumes_that_trial(image_folder, tmp_path):
+    output = tmp_path / "search"
+    command = [sys.executable, "-m", "tuner", *TINY, "--data-dir", str(image_folder),
+               "--output", str(output), "--max-trials", "1"]
+    process = subprocess.Popen(command, cwd=ROOT, env=ENV, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    trial_file = output / "search" / "trial_0" / "trial.json"
+    deadline = time.time() + 300
+    while not trial_file.exists() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.2)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    interrupted = json.loads(trial_file.read_text())
+    assert interrupted["status"] == "RUNNING"
+    done = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    trials = last_json(done.stdout)["trials"]
+    assert [t["trial_id"] for t in trials] == ["0"]
+    assert trials[0]["hyperparameters"] == interrupted["hyperparameters"]["values"]
+    assert json.loads(trial_file.read_text())["status"] == "COMPLETED"
+
+
+def _free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_distributed_chief_and_two_workers(image_folder, tmp_path):
+    output = tmp_path / "search"
+    command = [sys.executable, "-m", "tuner", *TINY, "--data-dir", str(image_folder),
+               "--output", str(output), "--max-trials", "2"]
+    port = str(_free_port())
+    processes = {}
+    for tuner_id in ("chief", "tuner0", "tuner1"):
+        env = {**ENV, "KERASTUNER_TUNER_ID": tuner_id, "KERASTUNER_ORACLE_IP": "127.0.0.1",
+               "KERASTUNER_ORACLE_PORT": port}
+        processes[tuner_id] = subprocess.Popen(command, cwd=ROOT, env=env, text=True,
+                                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    outputs = {name: process.communicate(timeout=600) for name, process in processes.items()}
+    for name, process in processes.items():
+        assert process.returncode == 0, (name, outputs[name][1][-2000:])
+    chief = last_json(outputs["chief"][0])
+    assert sorted(t["trial_id"] for t in chief["trials"]) == ["0", "1"]
+    assert all(t["params"] <= 20_000 for t in chief["trials"])
+    assert (output / "leaderboard.md").exists() and (output / "best_config.json").exists()
+    for worker in ("tuner0", "tuner1"):
+        assert last_json(outputs[worker][0]) == {"worker": worker, "output": str(output)}
+    # Workers trained; the chief only served the oracle.
+    assert (output / "search" / "tuner0.json").exists() or (output / "search" / "tuner1.json").exists()
+
+
+def test_hypermodel_refuses_a_model_over_budget():
+    space = dataclasses.replace(tiny_space(1000), ranges={})
+    model = hm.ResNetHyperModel(space, data=None)
+    with pytest.raises(keras_tuner.errors.FailedTrialError, match="over the budget"):
+        model.build(keras_tuner.HyperParameters())
