@@ -65,7 +65,7 @@ def build_parser():
     data.add_argument("--data-dir", default=None,
                       help="local copy: cifar-10-python.tar.gz, cifar-10-batches-py/, or an "
                            "image folder DIR/{train,test}/<class>/ (or its .tar.gz)")
-    data.add_argument("--augment", type=parse_augment, default=None,
+    data.add_argument("--augment", type=cli.argument_type(parse_augment), default=None,
                       help="comma-separated: crop, flip, cutout, zoom, translate, rotate, "
                            "color, mixup, cutmix; or none")
     training = parser.add_argument_group("training (overrides the variant's recipe)")

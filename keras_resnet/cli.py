@@ -18,6 +18,19 @@ class ArgumentParser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def argument_type(parse):
+    """Adapts a parser that raises `ValueError` so argparse shows its message."""
+
+    def parse_argument(text):
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    parse_argument.__name__ = parse.__name__
+    return parse_argument
+
+
 def int_list(text):
     """Parses `"4,4,3"` into `(4, 4, 3)` for argparse."""
     try:
@@ -127,6 +140,8 @@ def run_main(main, argv=None):
     """
     try:
         return main(argv) or 0
+    except SystemExit as exit:  # argparse's own exit, already reported in one line
+        return exit.code
     except (ValueError, FileNotFoundError) as error:
         message = " ".join(str(error).split())
         print(f"error: {message}", file=sys.stderr)

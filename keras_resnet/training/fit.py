@@ -93,7 +93,7 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
     num_train = len(data.x_train)
     steps_per_epoch = train_config.steps_per_epoch or math.ceil(num_train / batch_size)
 
-    with runtime.distribution_scope(train_config.strategy):
+    with runtime.distribution_scope(train_config.strategy) as replicas:
         model = build_resnet(model_config, name=variant)
         train_model = model
         if augment_on == "device":
@@ -112,34 +112,34 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=jit, steps_per_execution=train_config.steps_per_execution)
 
-    train_data, validation_data = _datasets(data, train_config, augment_on, steps_per_epoch)
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
-    state = checkpoint.restore(train_model, checkpoint_dir) if resume else None
-    initial_epoch = state["epoch"] if state else 0
+        train_data, validation_data = _datasets(data, train_config, augment_on, steps_per_epoch)
+        checkpoint_dir = os.path.join(run_dir, "checkpoints")
+        state = checkpoint.restore(train_model, checkpoint_dir) if resume else None
+        initial_epoch = state["epoch"] if state else 0
 
-    monitor = "val_loss" if validation_data is not None else "loss"
-    stateful = {}
-    callbacks = [keras.callbacks.TerminateOnNaN()]
-    if train_config.schedule == "plateau":
-        stateful["plateau"] = keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, factor=train_config.decay_rate,
-            patience=train_config.plateau_patience, min_lr=train_config.min_learning_rate)
-        callbacks.append(stateful["plateau"])
-    saver = checkpoint.Checkpoint(
-        checkpoint_dir, history=state["history"] if state else [],
-        on_epoch_saved=lambda history: records.write_history(run_dir, history),
-        stateful_callbacks=stateful)
-    saver.restore_callback_state(state and state.get("callbacks"))
-    callbacks.append(saver)
-    if backend == "tensorflow":
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-    callbacks.extend(extra_callbacks)
+        monitor = "val_loss" if validation_data is not None else "loss"
+        stateful = {}
+        callbacks = [keras.callbacks.TerminateOnNaN()]
+        if train_config.schedule == "plateau":
+            stateful["plateau"] = keras.callbacks.ReduceLROnPlateau(
+                monitor=monitor, factor=train_config.decay_rate,
+                patience=train_config.plateau_patience, min_lr=train_config.min_learning_rate)
+            callbacks.append(stateful["plateau"])
+        saver = checkpoint.Checkpoint(
+            checkpoint_dir, history=state["history"] if state else [],
+            on_epoch_saved=lambda history: records.write_history(run_dir, history),
+            stateful_callbacks=stateful)
+        saver.restore_callback_state(state and state.get("callbacks"))
+        callbacks.append(saver)
+        if backend == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
+        callbacks.extend(extra_callbacks)
 
-    started = time.perf_counter()
-    if initial_epoch < train_config.epochs:
-        train_model.fit(train_data, epochs=train_config.epochs, initial_epoch=initial_epoch,
-                        steps_per_epoch=steps_per_epoch, validation_data=validation_data,
-                        callbacks=callbacks, verbose=verbose, shuffle=False)
+        started = time.perf_counter()
+        if initial_epoch < train_config.epochs:
+            train_model.fit(train_data, epochs=train_config.epochs, initial_epoch=initial_epoch,
+                            steps_per_epoch=steps_per_epoch, validation_data=validation_data,
+                            callbacks=callbacks, verbose=verbose, shuffle=False)
     if saver.diverged:
         raise TrainingDiverged(
             f"Training stopped: {saver.diverged}. The last good checkpoint (epoch "
@@ -164,6 +164,7 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
         "images_per_second": images_seen / session_seconds if images_seen else 0.0,
         "precision": precision, "jit": jit, "backend": backend,
         "device": runtime.device_description(), "augment_on": augment_on,
+        "replicas": replicas,
     }
     if train_config.tta:
         metrics["tta_test_accuracy"] = classification_report(
@@ -182,9 +183,11 @@ def _datasets(data, train_config, augment_on, steps_per_epoch):
     if keras.backend.backend() == "tensorflow":
         from keras_resnet.data.pipeline import build_dataset
 
+        # On the device only image augmentations run; mixup and cutmix stay in tf.data.
+        host = train_config.augment if augment_on == "host" else tuple(
+            a for a in train_config.augment if a in ("mixup", "cutmix"))
         train = build_dataset(data.x_train, data.y_train, num_classes, batch_size, training=True,
-                              augment=train_config.augment if augment_on == "host" else (),
-                              seed=train_config.seed)
+                              augment=host, seed=train_config.seed)
         if train_config.steps_per_epoch:
             train = train.repeat()
         val = build_dataset(data.x_val, data.y_val, num_classes, batch_size,
@@ -192,11 +195,9 @@ def _datasets(data, train_config, augment_on, steps_per_epoch):
         return train, val
     from keras_resnet.data.pipeline import build_numpy_batches
 
-    if set(train_config.augment) & {"mixup", "cutmix"}:
-        raise ValueError("mixup and cutmix run in tf.data on the host; on this backend use "
-                         f"image augmentations only. Received: augment={train_config.augment}")
+    mixing = tuple(a for a in train_config.augment if a in ("mixup", "cutmix"))
     train = build_numpy_batches(data.x_train, data.y_train, num_classes, batch_size,
-                                training=True, seed=train_config.seed)
+                                training=True, seed=train_config.seed, augment=mixing)
     val = None
     if has_val:
         val = (data.x_val.astype("float32"),

@@ -70,37 +70,46 @@ def resolve_jit(jit):
     return jit == "on"
 
 
+@contextlib.contextmanager
 def distribution_scope(strategy):
-    """Returns a context manager under which the model and optimizer must be created.
+    """Context under which the model and optimizer must be created, and fit must run.
 
     Args:
-        strategy: str. `"auto"`/`"none"` (one device, or all local GPUs on TensorFlow
-            with `"auto"` when there are several), `"mirrored"` (all local devices) or
-            `"multi_worker"` (TF_CONFIG on TensorFlow; `jax.distributed` on JAX).
+        strategy: str. `"none"` (one device); `"auto"` (all local GPUs when there are
+            several, else one device); `"mirrored"` (all local devices, CPUs included:
+            data parallel); `"multi_worker"` (TF_CONFIG on TensorFlow,
+            `keras.distribution.initialize()` on JAX).
 
-    Returns:
-        A context manager. The batch size stays global: each of n replicas sees
-        `batch_size / n` images per step.
+    Yields:
+        int, the number of replicas. The batch size stays global: each of n replicas sees
+        `batch_size / n` images per step, so the learning rate needs no scaling when n
+        changes (scale it linearly yourself if you grow the global batch).
     """
     backend = keras.backend.backend()
-    if strategy in ("none", "auto") and (strategy == "none" or accelerator() == "cpu"):
-        return contextlib.nullcontext()
-    if backend == "tensorflow":
+    single = strategy == "none" or (strategy == "auto" and accelerator() == "cpu")
+    if single:
+        yield 1
+    elif backend == "tensorflow":
         import tensorflow as tf
 
         if strategy == "multi_worker":
-            return tf.distribute.MultiWorkerMirroredStrategy().scope()
-        devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
-        if strategy == "auto" and len(devices) < 2:
-            return contextlib.nullcontext()
-        return tf.distribute.MirroredStrategy([d.name for d in devices]).scope()
-    if backend == "jax":
+            distributed = tf.distribute.MultiWorkerMirroredStrategy()
+        else:
+            devices = (tf.config.list_logical_devices("GPU")
+                       or tf.config.list_logical_devices("CPU"))
+            distributed = tf.distribute.MirroredStrategy([d.name for d in devices])
+        with distributed.scope():
+            yield distributed.num_replicas_in_sync
+    elif backend == "jax":
         if strategy == "multi_worker":
             keras.distribution.initialize()
         devices = keras.distribution.list_devices()
-        if strategy == "auto" and len(devices) < 2:
-            return contextlib.nullcontext()
+        previous = keras.distribution.distribution()
         keras.distribution.set_distribution(keras.distribution.DataParallel(devices=devices))
-        return contextlib.nullcontext()
-    raise ValueError(f"Distribution is supported on the TensorFlow and JAX backends. "
-                     f"Received: strategy={strategy!r} on backend={backend!r}")
+        try:
+            yield len(devices)
+        finally:
+            keras.distribution.set_distribution(previous)
+    else:
+        raise ValueError("Distribution is supported on the TensorFlow and JAX backends. "
+                         f"Received: strategy={strategy!r} on backend={backend!r}")
