@@ -218,8 +218,10 @@ def main(argv=None):
     from keras_resnet.training import fit, records
 
     try:
+        # Keras' live progress bar into a file or pipe is a wall of text: one line per epoch.
         metrics = fit.fit(config, train_config, data, output, variant=variant,
-                          resume=args.resume, data_info=data_info)
+                          resume=args.resume, data_info=data_info,
+                          verbose="auto" if sys.stdout.isatty() else 2)
     except fit.TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -162,7 +162,8 @@ def test_fit_writes_a_complete_run_folder(splits, tmp_path):
     for name in ("config.json", "history.csv", "metrics.json", "model.keras",
                  "accuracy.png", "loss.png", "learning_rate.png", "checkpoints/state.json"):
         assert os.path.exists(os.path.join(run_dir, name)), name
-    assert os.listdir(os.path.join(run_dir, "logs"))
+    if keras.backend.backend() == "tensorflow":
+        assert os.listdir(os.path.join(run_dir, "logs"))
     with open(os.path.join(run_dir, "history.csv")) as handle:
         rows = list(csv.DictReader(handle))
     assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
@@ -213,32 +214,39 @@ def test_resume_continues_optimizer_and_schedule(splits, tmp_path, overrides):
             extra_callbacks=[Interrupt(at_epoch=2)])
     state = checkpoint_lib.load_state(os.path.join(run_dir, "checkpoints"))
     assert state["epoch"] == 2
-    # Resuming must restore the step counter (hence the schedule) and the moments.
-    model = build_resnet(small_config(splits))
-    model.compile(optimizer=build_optimizer(train_config, steps_per_epoch=6),
-                  loss="categorical_crossentropy")
-    checkpoint_lib.restore(model, os.path.join(run_dir, "checkpoints"))
-    assert int(keras.ops.convert_to_numpy(model.optimizer.iterations)) == 2 * 6
     metrics = fit(small_config(splits), train_config, splits, run_dir, resume=True, verbose=0)
     assert metrics["resumed_from_epoch"] == 2 and metrics["epochs_completed"] == 3
+    # The step counter (hence the schedule's position) came back with the moments.
+    assert metrics["resumed_optimizer_iterations"] == 2 * 6
     with open(os.path.join(run_dir, "history.csv")) as handle:
         assert [int(r["epoch"]) for r in csv.DictReader(handle)] == [1, 2, 3]
 
 
+class Explode(keras.callbacks.Callback):
+    """Makes every weight NaN in the middle of epoch `at_epoch` (0-based)."""
+
+    def __init__(self, at_epoch):
+        super().__init__()
+        self.at_epoch = at_epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.epoch == self.at_epoch and batch == 1:
+            for weight in self.model.trainable_weights:
+                weight.assign(keras.ops.full(weight.shape, float("nan"), weight.dtype))
+
+
 def test_nan_loss_stops_with_a_clear_error_and_keeps_the_checkpoint(splits, tmp_path):
     run_dir = str(tmp_path / "run")
-    train_config = quick(epochs=1)
-    fit(small_config(splits), train_config, splits, run_dir, verbose=0)
-    exploding = quick(epochs=3, optimizer="sgd", learning_rate=1e30, momentum=0.0)
-    os.remove(os.path.join(run_dir, "metrics.json"))
-    with open(os.path.join(run_dir, "config.json")) as handle:
-        saved = json.load(handle)
     with pytest.raises(TrainingDiverged, match=r"last good checkpoint \(epoch 1\) is kept"):
-        fit(small_config(splits), exploding, splits, run_dir, resume=True, verbose=0)
+        fit(small_config(splits), quick(epochs=3), splits, run_dir, verbose=0,
+            extra_callbacks=[Explode(at_epoch=1)])
     state = checkpoint_lib.load_state(os.path.join(run_dir, "checkpoints"))
     assert state["epoch"] == 1
     assert os.path.exists(os.path.join(run_dir, "checkpoints", state["weights"]))
-    assert saved["train"]["learning_rate"] == 0.01
+    assert not os.path.exists(os.path.join(run_dir, "metrics.json"))
 
 
 def test_checkpoint_writes_leave_no_partial_files(splits, tmp_path):

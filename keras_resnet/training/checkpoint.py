@@ -42,13 +42,24 @@ def restore(model, directory):
     """Loads the last complete checkpoint into a compiled `model`.
 
     Returns:
-        The saved state dict (`epoch`, `history`, `callbacks`), or None without one.
+        The saved state dict (`epoch`, `history`, `callbacks`, `optimizer_iterations`), or
+        None without one.
+
+    Raises:
+        ValueError: if the optimizer's step counter was not restored (a different
+            optimizer than the checkpoint's).
     """
     state = load_state(directory)
     if state is None:
         return None
     model.optimizer.build(model.trainable_variables)
     model.load_weights(os.path.join(directory, state["weights"]))
+    restored = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+    if restored != state.get("optimizer_iterations", restored):
+        raise ValueError(
+            f"The checkpoint in {directory} did not restore the optimizer's state (step "
+            f"{restored}, saved at {state['optimizer_iterations']}); was the run started with "
+            "another optimizer? Received: optimizer steps={restored}")
     return state
 
 
@@ -112,7 +123,9 @@ class Checkpoint(keras.callbacks.Callback):
                      for name, cb in self.stateful_callbacks.items()}
         write_atomically(os.path.join(self.directory, STATE_FILE), json.dumps(
             {"epoch": epoch + 1, "weights": weights, "history": self.history,
-             "callbacks": callbacks}, indent=1))
+             "callbacks": callbacks,
+             "optimizer_iterations": int(keras.ops.convert_to_numpy(
+                 self.model.optimizer.iterations))}, indent=1))
         if previous and previous["weights"] != weights:
             try:
                 os.remove(os.path.join(self.directory, previous["weights"]))

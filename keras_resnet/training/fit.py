@@ -165,6 +165,7 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
         "precision": precision, "jit": jit, "backend": backend,
         "device": runtime.device_description(), "augment_on": augment_on,
         "replicas": replicas,
+        "resumed_optimizer_iterations": state["optimizer_iterations"] if state else 0,
     }
     if train_config.tta:
         metrics["tta_test_accuracy"] = classification_report(

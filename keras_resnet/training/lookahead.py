@@ -74,9 +74,12 @@ class Lookahead(keras.optimizers.Optimizer):
         variables = trainable_variables or self._trainable_variables
         sync = ops.equal(ops.mod(self.inner_optimizer.iterations, self.sync_period), 0)
         for variable, slow in zip(variables, self._slow_weights):
-            stepped = slow + self.slow_step_size * (ops.cast(variable, slow.dtype) - slow)
-            slow.assign(ops.where(sync, stepped, slow))
-            variable.assign(ops.where(sync, ops.cast(slow, variable.dtype), variable))
+            # `.value` reads the current value, also inside JAX's stateless scope.
+            fast, slow_value = ops.cast(variable.value, slow.dtype), slow.value
+            slow_value = ops.where(sync, slow_value + self.slow_step_size * (fast - slow_value),
+                                   slow_value)
+            slow.assign(slow_value)
+            variable.assign(ops.where(sync, ops.cast(slow_value, variable.dtype), variable.value))
 
     @property
     def learning_rate(self):
