@@ -85,6 +85,21 @@ def float32_model(model):
     return clone
 
 
+def without_optimizer(model):
+    """Returns `model`, or an uncompiled copy of it if it holds an optimizer.
+
+    `model.save` stores the optimizer's slots too (twice the weights under Adam): right
+    for resuming training, dead weight in a deployment file.
+    """
+    if getattr(model, "optimizer", None) is None:
+        return model
+    import keras
+
+    # A new Functional model over the same layers: shares the weights, is not compiled
+    # (`clone_model` would compile its copy with the same optimizer).
+    return keras.Model(model.inputs, model.outputs, name=model.name)
+
+
 def write_saved_model(model, path):
     """Writes a TF SavedModel whose `serving_default` signature takes raw 0-255 images."""
     model.export(path, format="tf_saved_model", verbose=False)
@@ -184,7 +199,7 @@ def write_format(model, fmt, output_dir, calibration_images=None):
                 "quantization": None}
     entry = {"file": FORMATS[fmt]}
     if fmt == "keras":
-        model.save(path)
+        without_optimizer(model).save(path)
         entry.update(input=float_io, output={"shape": list(model.output_shape),
                                              "dtype": "float32", "quantization": None})
     elif fmt == "saved_model":
