@@ -303,3 +303,27 @@ def test_hypermodel_refuses_a_model_over_budget():
     model = hm.ResNetHyperModel(space, data=None)
     with pytest.raises(keras_tuner.errors.FailedTrialError, match="over the budget"):
         model.build(keras_tuner.HyperParameters())
+
+
+@pytest.mark.parametrize("kind", ["random", "bayesian", "hyperband"])
+def test_every_tuner_kind_keeps_trials_within_budget(kind, tmp_path):
+    if kind == "bayesian":
+        pytest.importorskip("sklearn")
+    space = tiny_space(150_000)
+    tuner = hm.build_tuner(kind, hm.ResNetHyperModel(space, data=None), tmp_path, max_trials=6,
+                           epochs=3)
+    trials = [tuner.oracle.create_trial(f"tuner{i}") for i in range(3)]  # one bracket
+    assert all(trial.status == "RUNNING" for trial in trials)
+    values = [{k: v for k, v in t.hyperparameters.values.items() if not k.startswith("tuner/")}
+              for t in trials]
+    assert max(space.trainable_params(v) for v in values) <= 150_000
+    assert tuner.oracle.rejected_over_budget > 0
+    saved = json.loads((tmp_path / "search" / "oracle.json").read_text())
+    assert saved["rejected_over_budget"] == tuner.oracle.rejected_over_budget
+
+
+@pytest.mark.slow
+def test_hyperband_search_promotes_within_budget(image_folder, tmp_path, capsys):
+    result = search(capsys, *TINY, "--tuner", "hyperband", "--epochs", "2",
+                    "--data-dir", str(image_folder), "--output", str(tmp_path / "hb"))
+    assert len(result["trials"]) >= 2 and all(t["params"] <= 20_000 for t in result["trials"])

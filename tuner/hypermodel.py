@@ -188,6 +188,14 @@ class BudgetOracleMixin:
     def save(self):
         atomic_write_json(self._get_oracle_fname(), self.get_state())
 
+    def reload(self):
+        super().reload()
+        # keras-tuner writes a new trial's file before its own state; a search killed
+        # between the two left a RUNNING trial the state does not know: run it again.
+        for trial_id, trial in self.trials.items():
+            if trial.status == "RUNNING" and trial_id not in self._retry_queue:
+                self._retry_queue.append(trial_id)
+
     def _save_trial(self, trial):
         path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
         atomic_write_json(path, trial.get_state())
@@ -255,13 +263,18 @@ def build_tuner(kind, hypermodel, output, max_trials, epochs, seed=0, executions
         ValueError: for an unknown `kind`.
     """
     objective = keras_tuner.Objective(OBJECTIVE, direction="max")
-    common = {"objective": objective, "seed": seed}
+    # keras-tuner draws a random seed for a falsy one, so --seed 0 would not repeat.
+    common = {"objective": objective, "seed": seed + 1}
     if kind == "random":
         oracle = _oracle_class(randomsearch.RandomSearchOracle)(max_trials=max_trials, **common)
         cls = RandomTuner
     elif kind == "bayesian":
-        oracle = _oracle_class(bayesian.BayesianOptimizationOracle)(
-            max_trials=max_trials, num_initial_points=min(3, max_trials or 3), **common)
+        try:
+            oracle = _oracle_class(bayesian.BayesianOptimizationOracle)(
+                max_trials=max_trials, num_initial_points=min(3, max_trials or 3), **common)
+        except ImportError:
+            raise ValueError("--tuner bayesian needs scikit-learn (pip install "
+                             "'keras-tuner[bayesian]'). Received: tuner='bayesian'") from None
         cls = BayesianTuner
     elif kind == "hyperband":
         oracle = _oracle_class(hyperband.HyperbandOracle)(max_epochs=max(2, epochs), factor=3,
@@ -274,5 +287,9 @@ def build_tuner(kind, hypermodel, output, max_trials, epochs, seed=0, executions
         raise ValueError(f"Unknown tuner; expected one of {', '.join(TUNERS)}. "
                          f"Received: tuner={kind!r}")
     oracle.search_space = hypermodel.space
-    return cls(oracle=oracle, hypermodel=hypermodel, directory=os.fspath(output),
-               project_name="search", executions_per_trial=executions_per_trial)
+    tuner = cls(oracle=oracle, hypermodel=hypermodel, directory=os.fspath(output),
+                project_name="search", executions_per_trial=executions_per_trial)
+    # keras-tuner reloads only when the tuner's file exists, which it first writes after a
+    # trial; written now, a search killed during its first trial resumes too.
+    tuner.save()
+    return tuner
