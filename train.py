@@ -71,6 +71,8 @@ def build_parser():
     training = parser.add_argument_group("training (overrides the variant's recipe)")
     for flag, kind, text in TRAINING_FLAGS:
         training.add_argument(flag, type=kind, default=None, help=text)
+    training.add_argument("--milestones", type=cli.int_list, default=None,
+                          help="epochs at which the multistep schedule decays, e.g. 60,120")
     for flag, text in (("lookahead", "wrap the optimizer in Lookahead"),
                        ("nesterov", "Nesterov momentum"),
                        ("tta", "also report test accuracy with flip test-time augmentation")):
@@ -153,7 +155,7 @@ def resolve(args):
         name = flag[2:].replace("-", "_")
         if getattr(args, name) is not None:
             train_values[name] = getattr(args, name)
-    for name in ("lookahead", "nesterov", "tta", "augment"):
+    for name in ("lookahead", "nesterov", "tta", "augment", "milestones"):
         if getattr(args, name) is not None:
             train_values[name] = getattr(args, name)
     train_config = TrainConfig.from_dict(train_values)
