@@ -163,7 +163,8 @@ def main(argv=None):
 
     splits = load_data(data_dir=args.data_dir, val_split=0.1, seed=0)
     model_path = os.path.join(args.run_dir, "model.keras")
-    if os.path.isfile(model_path):
+    reused = os.path.isfile(model_path)
+    if reused:
         model = keras.models.load_model(model_path, compile=False)
         with open(os.path.join(args.run_dir, "config.json")) as file:
             run_config = json.load(file)
@@ -187,7 +188,9 @@ def main(argv=None):
         "command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
         "model": f"tiny ({model.count_params():,} parameters), trained "
                  f"{run_config['train']['epochs']} epochs in "
-                 f"{run_config['train']['seconds']:.0f} s on this CPU",
+                 f"{run_config['train']['seconds']:.0f} s on this CPU"
+                 f"{' by an earlier run, reused from ' if reused else ', saved to '}"
+                 f"{os.path.relpath(args.run_dir, REPO)}",
         "latency_runs": args.latency_runs, "latency_repeats": args.latency_repeats,
         "targets": targets, "report": report,
     }
