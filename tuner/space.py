@@ -158,8 +158,21 @@ class SearchSpace:
         base_train: `TrainConfig`. The recipe; `epochs` and `steps_per_epoch` are the
             trial's.
         ranges: dict. Tuned dimension name -> range (see `parse_range`).
-        param_budget: int. Maximum trainable parameters.
-        max_layers: int. Most residual layers any trial may have.
+        param_budget: int. Maximum trainable parameters. Defaults to 5,000,000.
+
+    Raises:
+        ValueError: if both `base_channels` and `channels` are tuned.
+
+    Example:
+
+    >>> from keras_resnet.variants import get_variant
+    >>> from keras_resnet.training import get_recipe
+    >>> space = SearchSpace(get_variant("tiny"), get_recipe("tiny"),
+    ...                     {"num_layers": {"values": [2, 3]}, "blocks": {"min": 1, "max": 2}})
+    >>> model, train, extras = space.resolve({"num_layers": 2, "blocks_1": 1, "blocks_2": 2})
+    >>> model.blocks, model.channels, space.trainable_params({"num_layers": 2, "blocks_1": 1,
+    ...                                                        "blocks_2": 2})
+    ((1, 2), (16, 32), 42650)
     """
 
     base_model: ResNetConfig
@@ -174,6 +187,7 @@ class SearchSpace:
 
     @property
     def max_layers(self):
+        """Most residual layers any trial may have."""
         return max(self.ranges.get("num_layers", {"values": [self.base_model.num_layers]})["values"])
 
     def declare(self, hp):
