@@ -186,7 +186,9 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, nargs="+", default=[4, 10],
                         help="timed steps per variant, in the order of --variants")
     parser.add_argument("--repeats", type=int, default=2)
-    parser.add_argument("--levers", nargs="*", help="substrings of lever names to run")
+    parser.add_argument("--levers", nargs="*",
+                        help="substrings of lever names to run; VARIANT=SUBSTRING for one "
+                             "variant only")
     args = parser.parse_args(argv)
     steps = dict(zip(args.variants, args.steps + args.steps[-1:] * len(args.variants)))
     record = {"date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -216,7 +218,9 @@ def main(argv=None):
         else:
             results = record["results"].setdefault(variant, {})
             for name, bench_args, env, fused in LEVERS:
-                if args.levers and not any(s in name for s in args.levers):
+                wanted = [s.split("=", 1)[-1] for s in args.levers or ()
+                          if "=" not in s or s.startswith(variant + "=")]
+                if args.levers and not any(s in name for s in wanted):
                     continue
                 r = run_keras(variant, bench_args, env, fused, n, args.repeats)
                 results[name] = r
