@@ -75,7 +75,9 @@ def build_parser():
                           help="epochs at which the multistep schedule decays, e.g. 60,120")
     for flag, text in (("lookahead", "wrap the optimizer in Lookahead"),
                        ("nesterov", "Nesterov momentum"),
-                       ("tta", "also report test accuracy with flip test-time augmentation")):
+                       ("tta", "also report test accuracy with flip test-time augmentation"),
+                       ("fused-batch-norm", "TensorFlow's fused batch-norm kernel in training "
+                                            "(default on)")):
         training.add_argument(f"--{flag}", action=cli.argparse.BooleanOptionalAction,
                               default=None, help=text)
     run = parser.add_argument_group("run")
@@ -155,7 +157,7 @@ def resolve(args):
         name = flag[2:].replace("-", "_")
         if getattr(args, name) is not None:
             train_values[name] = getattr(args, name)
-    for name in ("lookahead", "nesterov", "tta", "augment", "milestones"):
+    for name in ("lookahead", "nesterov", "tta", "augment", "milestones", "fused_batch_norm"):
         if getattr(args, name) is not None:
             train_values[name] = getattr(args, name)
     train_config = TrainConfig.from_dict(train_values)

@@ -63,6 +63,9 @@ def build_parser():
     compiler.add_argument("--jit", default="auto", choices=JIT_CHOICES,
                           help="jit_compile: on, off or auto (Keras resolves it; on the "
                                "TensorFlow backend auto is off on CPU). Defaults to auto.")
+    compiler.add_argument("--fused-batch-norm", default="auto", choices=("auto", "on", "off"),
+                          help="TensorFlow's fused batch-norm kernel (training's default on "
+                               "the TensorFlow backend). Defaults to auto (on for TensorFlow).")
     compiler.add_argument("--steps-per-execution", type=_positive("steps_per_execution"),
                           default=1)
     compiler.add_argument("--intra-op-threads", type=_positive("intra_op_threads", 0),
@@ -135,6 +138,12 @@ def run_benchmark(args):
     keras.mixed_precision.set_dtype_policy(args.precision)
     keras.utils.set_random_seed(0)
     model = build_resnet(config)
+    fused = args.fused_batch_norm == "on" or (
+        args.fused_batch_norm == "auto" and backend == "tensorflow")
+    if fused:
+        from keras_resnet.training.fused_batch_norm import use_fused_batch_norm
+
+        use_fused_batch_norm(model)
     jit = {"on": True, "off": False, "auto": "auto"}[args.jit]
     model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
                   loss="categorical_crossentropy", jit_compile=jit,
@@ -173,7 +182,7 @@ def run_benchmark(args):
     return {
         "variant": args.variant, "backend": backend, "device": _device(),
         "precision": args.precision, "jit": bool(model.jit_compile),
-        "jit_requested": args.jit, "batch_size": batch, "steps": steps,
+        "jit_requested": args.jit, "fused_batch_norm": fused, "batch_size": batch, "steps": steps,
         "warmup_steps": max(warmup, spe), "repeats": args.repeats,
         "steps_per_execution": spe, "intra_op_threads": args.intra_op_threads,
         "inter_op_threads": args.inter_op_threads,

@@ -95,6 +95,10 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
 
     with runtime.distribution_scope(train_config.strategy) as replicas:
         model = build_resnet(model_config, name=variant)
+        if train_config.fused_batch_norm and backend == "tensorflow":
+            from keras_resnet.training.fused_batch_norm import use_fused_batch_norm
+
+            use_fused_batch_norm(model)
         train_model = model
         if augment_on == "device":
             augmentation = augment_lib.build_augmentation(
