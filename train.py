@@ -69,6 +69,9 @@ def build_parser():
                       help="comma-separated: crop, flip, cutout, zoom, translate, rotate, "
                            "color, mixup, cutmix; or none")
     training = parser.add_argument_group("training (overrides the variant's recipe)")
+    training.add_argument("--recipe", default="paper",
+                          help="paper (the variant's paper's recipe, default) or fast "
+                               "(time to accuracy: one-cycle, batch 512, label smoothing, TTA)")
     for flag, kind, text in TRAINING_FLAGS:
         training.add_argument(flag, type=kind, default=None, help=text)
     training.add_argument("--milestones", type=cli.int_list, default=None,
@@ -151,7 +154,7 @@ def resolve(args):
         variant = variant or "custom"
     else:
         variant, model_config = cli.resolve_architecture(variant, overrides)
-    train_values = get_recipe(variant).to_dict()
+    train_values = get_recipe(variant, args.recipe).to_dict()
     train_values.update(file.get("train", {}))
     for flag, _, _ in TRAINING_FLAGS:
         name = flag[2:].replace("-", "_")

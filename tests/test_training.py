@@ -270,3 +270,17 @@ def test_every_variant_recipe_runs_a_short_epoch(splits, tmp_path, variant):
     config = dataclasses.replace(VARIANTS[variant].config, num_classes=splits.num_classes)
     metrics = fit(config, recipe, splits, str(tmp_path / variant), variant=variant, verbose=0)
     assert metrics["epochs_completed"] == 1 and np.isfinite(metrics["test_loss"])
+
+
+@pytest.mark.slow
+def test_fast_recipe_runs_a_short_epoch(splits, tmp_path):
+    import dataclasses
+
+    from keras_resnet.training.config import get_recipe
+
+    recipe = dataclasses.replace(get_recipe("efficient", "fast"), epochs=3, steps_per_epoch=2,
+                                 warmup_epochs=1, batch_size=16, precision="float32")
+    metrics = fit(small_config(splits), recipe, splits, str(tmp_path / "fast"), verbose=0)
+    assert metrics["epochs_completed"] == 3 and "tta_test_accuracy" in metrics
+    with pytest.raises(ValueError, match="Received: recipe='slow'"):
+        get_recipe("tiny", "slow")
