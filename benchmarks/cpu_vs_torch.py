@@ -5,15 +5,13 @@
 
 Every measurement runs in its own subprocess, one at a time (two at once would share the
 cores), `--repeats` times inside that process, keeping the best: on a shared machine other
-work only ever slows a run down. `fused-bn` runs `keras_resnet.bench` with Keras's
-BatchNormalization replaced by TensorFlow's fused kernel (same math, same parameters), to
-measure that lever without touching the package.
+work only ever slows a run down. Fused batch norm is
+`keras_resnet.bench --fused-batch-norm on|off` (keras_resnet/training/fused_batch_norm.py).
 """
 
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -21,49 +19,6 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
-
-
-def install_fused_batch_norm():
-    """Routes `keras.layers.BatchNormalization` through `tf.raw_ops.FusedBatchNormV3`.
-
-    Keras 3 computes batch norm from separate moments and elementwise ops, about twenty
-    passes over each activation in forward and backward; the fused kernel (oneDNN on x86)
-    does it in two, and takes bfloat16 activations with float32 statistics directly.
-    TensorFlow backend, NHWC, no mask/renorm only; anything else falls back to Keras.
-    """
-    import keras
-    import tensorflow as tf
-
-    original = keras.layers.BatchNormalization.call
-
-    def call(self, inputs, training=None, mask=None):
-        if (mask is not None or self.renorm or len(inputs.shape) != 4
-                or self.axis not in (3, -1) or self.synchronized):
-            return original(self, inputs, training=training, mask=mask)
-        x = tf.cast(inputs, self.compute_dtype)
-        channels = x.shape[-1]
-        gamma = tf.cast(self.gamma, "float32") if self.scale else tf.ones([channels])
-        beta = tf.cast(self.beta, "float32") if self.center else tf.zeros([channels])
-        if training and self.trainable:
-            empty = tf.constant([], "float32")
-            y, mean, variance, _, _, _ = tf.raw_ops.FusedBatchNormV3(
-                x=x, scale=gamma, offset=beta, mean=empty, variance=empty,
-                epsilon=self.epsilon, data_format="NHWC", is_training=True)
-            # The kernel returns the unbiased batch variance; Keras tracks the biased one.
-            count = tf.cast(tf.size(x) // channels, "float32")
-            variance = variance * (count - 1.0) / count
-            self.moving_mean.assign(
-                self.moving_mean * self.momentum + mean * (1.0 - self.momentum))
-            self.moving_variance.assign(
-                self.moving_variance * self.momentum + variance * (1.0 - self.momentum))
-        else:
-            y, *_ = tf.raw_ops.FusedBatchNormV3(
-                x=x, scale=gamma, offset=beta, mean=tf.cast(self.moving_mean, "float32"),
-                variance=tf.cast(self.moving_variance, "float32"), epsilon=self.epsilon,
-                data_format="NHWC", is_training=False)
-        return y
-
-    keras.layers.BatchNormalization.call = call
 
 
 def _last_json(command, env=None):
@@ -76,10 +31,9 @@ def _last_json(command, env=None):
 
 def run_keras(variant, bench_args, env=None, fused_bn=False, steps=10, repeats=2):
     """One `keras_resnet.bench` subprocess; returns its JSON (or `{"error": ...}`)."""
-    entry = ([sys.executable, os.path.abspath(__file__), "fused-bn"] if fused_bn
-             else [sys.executable, "-m", "keras_resnet.bench"])
+    entry = [sys.executable, "-m", "keras_resnet.bench"]
     args = ["--variant", variant, "--steps", str(steps), "--repeats", str(repeats),
-            *bench_args]
+            "--fused-batch-norm", "on" if fused_bn else "off", *bench_args]
     result = _last_json(entry + args, env)
     result["lever_fused_bn"] = fused_bn
     result["lever_env"] = env or {}
@@ -121,14 +75,10 @@ def peak_gflops(size=2048, repeats=5):
 
 
 def _machine():
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "load_average_at_start": os.getloadavg()}
+    sys.path.insert(0, ROOT)
+    from keras_resnet.bench import machine_info
+
+    return {**machine_info(), "load_average_at_start": os.getloadavg()}
 
 
 # Each lever changes one thing from the baseline (float32, TF backend, defaults).
@@ -175,11 +125,6 @@ def _fraction(gflops, peak):
 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
-    if argv[:1] == ["fused-bn"]:
-        sys.path.insert(0, ROOT)
-        install_fused_batch_norm()
-        from keras_resnet import bench
-        return bench.main(argv[1:])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("mode", choices=("compare", "levers"))
     parser.add_argument("--variants", nargs="+", default=["efficient", "tiny"])

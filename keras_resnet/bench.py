@@ -104,7 +104,8 @@ def _device():
     return str(devices[0]).lower().split(":")[0] if devices else "cpu"
 
 
-def _machine():
+def machine_info():
+    """Returns the CPU model, core count, platform and Python version."""
     cpu = platform.processor()
     try:
         with open("/proc/cpuinfo") as f:
@@ -191,7 +192,7 @@ def run_benchmark(args):
         "keras_version": keras.__version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(["python -m keras_resnet.bench"] + list(args.argv)),
-        "machine": _machine(), "config": config.to_dict(),
+        "machine": machine_info(), "config": config.to_dict(),
     }
 
 

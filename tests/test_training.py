@@ -170,6 +170,8 @@ def test_fit_writes_a_complete_run_folder(splits, tmp_path):
     assert {"loss", "accuracy", "val_loss", "val_accuracy", "learning_rate",
             "seconds"} <= set(rows[0])
     saved = json.load(open(os.path.join(run_dir, "metrics.json")))
+    assert saved == json.loads(json.dumps(metrics))
+    assert 0 <= saved["tta_test_accuracy"] <= 1
     for key in ("test_accuracy", "test_loss", "trainable_params", "epochs_completed",
                 "resumed_from_epoch", "train_seconds", "images_per_second", "precision",
                 "jit", "backend", "device", "per_class_accuracy", "confusion_matrix"):
