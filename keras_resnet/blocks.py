@@ -133,8 +133,10 @@ def head(x, config):
     x = pooled[0] if len(pooled) == 1 else keras.layers.Concatenate(name="head_concat")(pooled)
     if config.dropout:
         x = keras.layers.Dropout(config.dropout, name="head_dropout")(x)
+    # The classifier stays float32 under mixed precision (Keras' own advice): its logits
+    # feed the softmax, where bfloat16's 8-bit mantissa costs accuracy.
     x = keras.layers.Dense(config.num_classes, kernel_initializer=config.kernel_initializer,
-                           name="classifier")(x)
+                           dtype="float32", name="classifier")(x)
     # Softmax in float32 keeps mixed-precision training stable and gives int8 export
     # an output range of [0, 1].
     return keras.layers.Activation("softmax", dtype="float32", name="predictions")(x)

@@ -33,7 +33,8 @@ def build_resnet(config, name="resnet"):
     x = keras.layers.Normalization(
         mean=[255.0 * m for m in config.mean],
         variance=[(255.0 * s) ** 2 for s in config.std],
-        name="normalize",
+        # Raw pixels up to 255 lose their low bits in bfloat16; normalize in float32.
+        dtype="float32", name="normalize",
     )(inputs)
     x = blocks.stem(x, config)
     for layer, num_blocks in enumerate(config.blocks):
