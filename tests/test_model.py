@@ -154,3 +154,17 @@ def test_variants_are_frozen_and_derive_by_override():
     derived = get_variant("efficient", se="block", activation="gelu")
     assert (derived.se, derived.activation, derived.blocks) == ("block", "gelu", base.blocks)
     assert base.se == "stem"
+
+
+def test_mixed_precision_keeps_input_and_output_in_float32():
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy("mixed_bfloat16")
+    try:
+        model = build_resnet(get_variant("tiny"))
+    finally:
+        keras.config.set_dtype_policy(previous)
+    assert model.get_layer("stem_conv").compute_dtype == "bfloat16"
+    for name in ("normalize", "classifier", "predictions"):
+        assert model.get_layer(name).compute_dtype == "float32", name
+    outputs = model(np.full((1, 32, 32, 3), 128.0, "float32"))
+    assert keras.backend.standardize_dtype(outputs.dtype) == "float32"
