@@ -24,6 +24,9 @@ keras-tuner, under a trainable-parameter budget:
   `val_accuracy` on the held-out validation split (never the test split). The Keras
   session is cleared before every build, and each trial records its seconds and resident
   memory.
+- `tuner.memory`: after every trial, drops the train-step graphs that TensorFlow's
+  gradient registry would otherwise keep (a leak of ~50 MB a trial), clears the session
+  and trims the C heap, so memory stays flat (benchmarks/results/tuner_memory.md).
 - `tuner.results`: `leaderboard.md`, `leaderboard.csv`, `pareto.png` and
   `best_config.json` (a `train.py --config` file for a full-length run).
 - `tuner.studies`: the papers' comparisons as grid searches (`--study optimizers`,

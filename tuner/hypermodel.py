@@ -16,6 +16,7 @@ from keras_tuner.src.tuners import bayesian, gridsearch, hyperband, randomsearch
 from keras_resnet.model import build_resnet, count_params
 from keras_resnet.training import runtime
 from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
+from tuner.memory import TrialMemory, resident_memory_mb
 from tuner.space import atomic_write_json
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -23,33 +24,15 @@ OBJECTIVE = "val_accuracy"
 MAX_RESAMPLES = 1000  # draws per trial before the oracle gives up on the budget
 
 
-def resident_memory_mb():
-    """Resident set size of this process in MiB (psutil, else /proc/self/status)."""
-    try:
-        import psutil
-
-        return psutil.Process().memory_info().rss / 2**20
-    except ImportError:
-        try:
-            with open("/proc/self/status") as status:
-                for line in status:
-                    if line.startswith("VmRSS:"):
-                        return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # peak, the fallback
-
-
 class ResNetHyperModel(keras_tuner.HyperModel):
     """Builds and trains one trial's ResNet from a `SearchSpace`.
 
     `build(hp)` builds under the resolved precision policy (restored afterwards); the
-    tuner clears the Keras session before every build, so memory stays flat across
-    trials. `fit` trains on `data.x_train` and validates on the held-out `data.x_val`; the
-    test split is never touched. It returns `val_accuracy` (best epoch) with the trial's
-    parameter count, seconds and resident memory, which the oracle records.
+    tuner clears the Keras session before every build and releases each trial's memory
+    after it (`tuner.memory`), so memory stays flat across trials. `fit` trains on
+    `data.x_train` and validates on the held-out `data.x_val`; the test split is never
+    touched. It returns `val_accuracy` (best epoch) with the trial's parameter count,
+    seconds and resident memory, which the oracle records.
 
     Args:
         space: `tuner.space.SearchSpace`.
@@ -202,7 +185,18 @@ class BudgetOracleMixin:
 
 
 class _AtomicTunerSave:
-    """Writes the tuner's own state file atomically (the oracle's are, by the mixin)."""
+    """Writes the tuner's own state file atomically (the oracle's are, by the mixin), and
+    releases each trial's memory when it ends (`tuner.memory`), so the search stays flat."""
+
+    def on_trial_begin(self, trial):
+        if not hasattr(self, "_trial_memory"):
+            self._trial_memory = TrialMemory()
+        self._trial_memory.begin()
+        super().on_trial_begin(trial)
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        self._trial_memory.end()
 
     def save(self):
         if not self._is_worker():
