@@ -19,14 +19,10 @@ import time
 
 import numpy as np
 
+from keras_resnet.cli import ArgumentParser
+
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
 JIT_CHOICES = ("on", "off", "auto")
-
-
-class _Parser(argparse.ArgumentParser):
-    # STYLE.md: a bad argument is one line on stderr and exit code 2, no usage dump.
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message}\n")
 
 
 def _positive(kind_name, minimum=1):
@@ -44,7 +40,7 @@ def _positive(kind_name, minimum=1):
 
 def build_parser():
     """Returns the argument parser of the benchmark command."""
-    parser = _Parser(prog="python -m keras_resnet.bench",
+    parser = ArgumentParser(prog="python -m keras_resnet.bench",
                      description="Training and inference throughput of a variant.")
     model = parser.add_argument_group("model")
     model.add_argument("--variant", required=True, help="a key of keras_resnet.VARIANTS")
