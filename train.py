@@ -198,9 +198,10 @@ def main(argv=None):
         return 0
     output = args.output or os.path.join(
         "saved_models", f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
-    if os.path.exists(os.path.join(output, "config.json")) and not args.resume:
-        raise ValueError(f"{output} already holds a run; pass --resume to continue it or "
-                         f"choose another --output. Received: output={output!r}")
+    from keras_resnet.training.fit import check_run_dir
+
+    # Before the data is read: a wrong --output should not cost a minute of loading.
+    check_run_dir(output, args.resume)
     if args.export:
         from keras_resnet.export import check_formats
 

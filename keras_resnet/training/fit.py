@@ -17,7 +17,7 @@ class TrainingDiverged(RuntimeError):
     """Raised when the loss becomes NaN or infinite; the last good checkpoint is kept."""
 
 
-def prepare_run_dir(run_dir, resume):
+def check_run_dir(run_dir, resume):
     """Checks that `run_dir` may be used: new without `resume`, a run with it.
 
     Raises:
@@ -31,7 +31,6 @@ def prepare_run_dir(run_dir, resume):
     if resume and not exists:
         raise ValueError(f"Nothing to resume: {run_dir} has no config.json. "
                          f"Received: output={run_dir!r}")
-    os.makedirs(run_dir, exist_ok=True)
 
 
 def fit(model_config, train_config, data, run_dir, variant="custom", resume=False,
@@ -61,7 +60,8 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
         ValueError: for an unusable `run_dir` or inconsistent configs.
         TrainingDiverged: if the loss becomes NaN or infinite.
     """
-    prepare_run_dir(run_dir, resume)
+    check_run_dir(run_dir, resume)
+    os.makedirs(run_dir, exist_ok=True)
     if not resume:
         records.write_json(os.path.join(run_dir, "config.json"), {
             "variant": variant, "model": model_config.to_dict(),
