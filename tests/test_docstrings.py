@@ -3,10 +3,15 @@
 import doctest
 import importlib
 
+import keras
 import pytest
 
 MODULES = ["keras_resnet.config", "keras_resnet.model", "keras_resnet.blocks",
-           "keras_resnet.variants"]
+           "keras_resnet.variants", "keras_resnet.training.config",
+           "keras_resnet.training.lookahead", "keras_resnet.training.schedules",
+           "keras_resnet.training.optimizers", "keras_resnet.training.evaluate"]
+if keras.backend.backend() == "tensorflow":
+    MODULES.append("keras_resnet.training.fused_batch_norm")
 
 
 @pytest.mark.parametrize("module_name", MODULES)
