@@ -4,8 +4,8 @@ Keras 3 computes batch norm from separate moments and elementwise ops in float32
 upcasts bfloat16 activations), about twenty passes over every activation per step; on the
 2-core CPU that made batch norm the largest cost of a training step. TensorFlow's
 `FusedBatchNormV3` (oneDNN on x86) does it in one pass each way and takes bfloat16
-activations with float32 statistics. It measured 1.6x faster training for `efficient` and
-up to 3.3x for `tiny` here (benchmarks/results/cpu_levers.md).
+activations with float32 statistics. In bfloat16 it trained `efficient` 2.1x and `tiny` 2.4x
+faster here (benchmarks/results/cpu_vs_torch.md).
 
 The model keeps its stock layers: only the `call` of each layer *instance* of a model being
 trained is replaced, so what is saved and exported is unchanged. TensorFlow backend only.
