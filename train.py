@@ -202,10 +202,11 @@ def main(argv=None):
 
     # Before the data is read: a wrong --output should not cost a minute of loading.
     check_run_dir(output, args.resume)
+    export_formats = None
     if args.export:
         from keras_resnet.export import check_formats
 
-        check_formats(args.export.split(","))
+        export_formats = check_formats(args.export)
 
     from keras_resnet.data import load_data
 
@@ -234,11 +235,21 @@ def main(argv=None):
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED
     print(records.summary_text(metrics))
-    if args.export:
-        from keras_resnet.export.__main__ import main as export_main
+    if export_formats:
+        import json
 
-        export_main([output, "--formats", args.export]
-                    + (["--data-dir", data_info["data_dir"]] if data_info["data_dir"] else []))
+        import keras
+
+        from keras_resnet.export import export_model
+
+        # The data is already in memory: calibrate and evaluate on it, not on a re-read.
+        export_model(keras.saving.load_model(os.path.join(output, "model.keras")),
+                     os.path.join(output, "export"), export_formats,
+                     calibration_images=data.x_train, test_images=data.x_test,
+                     test_labels=data.y_test, class_names=list(data.class_names),
+                     source_config=json.load(open(os.path.join(output, "config.json"))))
+        with open(os.path.join(output, "export", "report.md")) as report:
+            print(report.read())
     cli.print_json_line({k: v for k, v in metrics.items()
                          if k not in ("confusion_matrix", "per_class_accuracy")})
     return 0

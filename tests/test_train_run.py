@@ -153,3 +153,15 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     replicas, accuracy = result.stdout.split()[-2:]
     assert int(replicas) == 2 and float(accuracy) > 0.6
+
+
+def test_export_after_training_reuses_the_loaded_data(image_folder, tmp_path, capsys):
+    output = tmp_path / "run"
+    code = run_main(train.main, [*SMALL_FLAGS, "--data-dir", image_folder, "--epochs", "1",
+                                 "--output", str(output), "--export", "tflite,tflite-int8"])
+    assert code == 0
+    report = json.loads((output / "export" / "report.json").read_text())
+    assert {"keras", "tflite", "tflite-int8"} <= set(report["formats"])
+    assert report["formats"]["tflite"]["agreement"] == 1.0
+    assert (output / "export" / "model_int8.tflite").stat().st_size > 0
+    assert last_json(capsys.readouterr().out)["epochs_completed"] == 1
