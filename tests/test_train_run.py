@@ -9,7 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
 
@@ -18,6 +17,7 @@ from keras_resnet.cli import run_main
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
+from test_training import make_splits  # noqa: E402
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
 SMALL_FLAGS = ["--variant", "tiny", "--channels", "4,8,16", "--blocks", "1,1,1",
@@ -26,15 +26,14 @@ SMALL_FLAGS = ["--variant", "tiny", "--channels", "4,8,16", "--blocks", "1,1,1",
 
 def make_image_folder(root, classes=("red", "green", "blue"), per_class=(24, 8)):
     """A user's own data set: DIR/{train,test}/<class>/*.png, one dominant color per class."""
-    rng = np.random.default_rng(0)
-    for split, count in zip(("train", "test"), per_class):
-        for index, name in enumerate(classes):
-            folder = Path(root) / split / name
-            folder.mkdir(parents=True)
-            for i in range(count):
-                pixels = np.full((32, 32, 3), 40.0) + rng.normal(0, 25, (32, 32, 3))
-                pixels[..., index] += 160
-                Image.fromarray(np.clip(pixels, 0, 255).astype("uint8")).save(folder / f"{i}.png")
+    splits = make_splits(num_train=per_class[0] * len(classes), num_val=0,
+                         num_test=per_class[1] * len(classes), classes=len(classes))
+    for split, images, labels in (("train", splits.x_train, splits.y_train),
+                                  ("test", splits.x_test, splits.y_test)):
+        for index, (image, label) in enumerate(zip(images, labels)):
+            folder = Path(root) / split / classes[label]
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(folder / f"{index}.png")
     return str(root)
 
 
