@@ -98,6 +98,7 @@ def architecture_overrides(args):
     overrides = {}
     for flag, field in ARCHITECTURE_FLAGS.items():
         value = getattr(args, flag, None)
+        # None is a real pool size (pool to 1x1), so "not given" is a missing attribute.
         if flag == "pool_size" and hasattr(args, "pool_size"):
             overrides[field] = value
         elif value is not None:
