@@ -87,6 +87,9 @@ def build_parser():
     run.add_argument("--output", help="run folder (default saved_models/<variant>-<time>/)")
     run.add_argument("--resume", action="store_true",
                      help="continue the run in --output from its last completed epoch")
+    run.add_argument("--compile-cache", default="auto",
+                     help="JAX: keep compiled steps in this folder, so that a rerun skips "
+                          "compilation; auto (~/.cache/keras_resnet/jax) or off")
     run.add_argument("--export", default=None,
                      help="after training, export these formats (see keras_resnet.export)")
     return parser
@@ -224,8 +227,9 @@ def main(argv=None):
     print(f"data: {data.source}: {len(data.x_train)} train, {len(data.x_val)} validation, "
           f"{len(data.x_test)} test images, {data.num_classes} classes", flush=True)
 
-    from keras_resnet.training import fit, records
+    from keras_resnet.training import fit, records, runtime
 
+    runtime.enable_compile_cache(args.compile_cache)
     try:
         # Keras' live progress bar into a file or pipe is a wall of text: one line per epoch.
         metrics = fit.fit(config, train_config, data, output, variant=variant,

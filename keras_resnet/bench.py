@@ -1,29 +1,24 @@
 """Benchmark command: training and inference throughput of a variant on this machine.
 
-    python -m keras_resnet.bench --variant efficient --precision mixed_bfloat16
+    python -m keras_resnet.bench --variant efficient
 
-Builds `build_resnet(get_variant(name))`, compiles it with SGD (momentum 0.9) and
-categorical crossentropy, and times `model.fit` and `model.predict` on random images
-held in memory, after a warm-up that pays for tracing and compilation. Backend-neutral
-(TensorFlow, JAX, torch): precision goes through the Keras dtype policy and XLA through
-`jit_compile`. The last line of stdout is one JSON object: the numbers, the resolved
-settings, the command, the date and the machine.
+Times exactly the step `train.py` runs: the model and its compiled step come from
+`keras_resnet.training.step.build_training_model` with the variant's recipe (or
+`--recipe fast`) and training's defaults (precision and XLA `auto`), and the batches from
+`build_training_data` (tf.data on TensorFlow, arrays held on the device elsewhere), over
+random images. A warm-up pays for tracing and compilation first. The last line of stdout
+is one JSON object: the numbers, the resolved settings, the command, the date and the
+machine.
 """
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
 
 import numpy as np
 
 from keras_resnet.cli import ArgumentParser
-
-PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
-JIT_CHOICES = ("on", "off", "auto")
-
 
 def _positive(kind_name, minimum=1):
     def parse(text):
@@ -40,14 +35,19 @@ def _positive(kind_name, minimum=1):
 
 def build_parser():
     """Returns the argument parser of the benchmark command."""
+    from keras_resnet.training.config import JIT_MODES, PRECISIONS, RECIPE_NAMES
+
     parser = ArgumentParser(prog="python -m keras_resnet.bench",
-                     description="Training and inference throughput of a variant.")
-    model = parser.add_argument_group("model")
+                            description="Training and inference throughput of a variant.")
+    model = parser.add_argument_group("model and recipe")
     model.add_argument("--variant", required=True, help="a key of keras_resnet.VARIANTS")
-    model.add_argument("--precision", default="float32", choices=PRECISIONS,
-                       help="Keras dtype policy. Defaults to float32.")
+    model.add_argument("--recipe", default="paper", choices=RECIPE_NAMES,
+                       help="the variant's paper recipe (default) or fast")
+    model.add_argument("--precision", default="auto", choices=PRECISIONS,
+                       help="Keras dtype policy; auto as in training (the default)")
+    model.add_argument("--batch-size", type=_positive("batch_size"), default=None,
+                       help="defaults to the recipe's")
     run = parser.add_argument_group("run")
-    run.add_argument("--batch-size", type=_positive("batch_size"), default=128)
     run.add_argument("--steps", type=_positive("steps"), default=20,
                      help="timed training steps (and inference batches) per repeat")
     run.add_argument("--warmup-steps", type=_positive("warmup_steps", 0), default=None,
@@ -56,14 +56,15 @@ def build_parser():
                      help="timed runs; the best is reported (the machine may be shared)")
     run.add_argument("--skip-inference", action="store_true")
     compiler = parser.add_argument_group("compilation and threads")
-    compiler.add_argument("--jit", default="auto", choices=JIT_CHOICES,
-                          help="jit_compile: on, off or auto (Keras resolves it; on the "
-                               "TensorFlow backend auto is off on CPU). Defaults to auto.")
-    compiler.add_argument("--fused-batch-norm", default="auto", choices=("auto", "on", "off"),
-                          help="TensorFlow's fused batch-norm kernel (training's default on "
-                               "the TensorFlow backend). Defaults to auto (on for TensorFlow).")
+    compiler.add_argument("--jit", default="auto", choices=JIT_MODES,
+                          help="XLA as in training: auto (on accelerators), on or off")
+    compiler.add_argument("--fused-batch-norm", default="on", choices=("on", "off"),
+                          help="TensorFlow's fused batch-norm kernel, as training (on)")
     compiler.add_argument("--steps-per-execution", type=_positive("steps_per_execution"),
                           default=1)
+    compiler.add_argument("--compile-cache", default="auto",
+                          help="JAX's compilation cache folder, as training's: auto (the "
+                               "user's cache folder) or off")
     compiler.add_argument("--intra-op-threads", type=_positive("intra_op_threads", 0),
                           default=0, help="TensorFlow/torch only; 0 keeps the default")
     compiler.add_argument("--inter-op-threads", type=_positive("inter_op_threads", 0),
@@ -91,27 +92,6 @@ def _configure_threads(backend, intra, inter):
             f"backends (for JAX use XLA_FLAGS). Received: backend={backend!r}")
 
 
-def _device():
-    import keras
-    try:
-        devices = keras.distribution.list_devices()
-    except Exception:  # torch backend has no distribution lib; it runs on CPU here
-        devices = ["cpu:0"]
-    return str(devices[0]).lower().split(":")[0] if devices else "cpu"
-
-
-def machine_info():
-    """Returns the CPU model, core count, platform and Python version."""
-    cpu = platform.processor()
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(line.split(":", 1)[1].strip() for line in f if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(),
-            "python": platform.python_version()}
-
-
 def _timed(fn, repeats):
     # Best of `repeats`: other work on a shared machine only ever slows a run down.
     best = float("inf")
@@ -123,51 +103,58 @@ def _timed(fn, repeats):
 
 
 def run_benchmark(args):
-    """Builds, compiles and times the model; returns the result dict."""
+    """Builds, compiles and times the training step; returns the result dict."""
+    import dataclasses
+
     import keras
 
-    from keras_resnet.model import build_resnet, count_params, estimate_flops
+    from keras_resnet.data.sources import DataSplits
+    from keras_resnet.model import count_params, estimate_flops
+    from keras_resnet.training import get_recipe, runtime, step
     from keras_resnet.variants import get_variant
 
     config = get_variant(args.variant)
     backend = keras.backend.backend()
     _configure_threads(backend, args.intra_op_threads, args.inter_op_threads)
-    keras.mixed_precision.set_dtype_policy(args.precision)
-    keras.utils.set_random_seed(0)
-    model = build_resnet(config)
-    fused = args.fused_batch_norm == "on" or (
-        args.fused_batch_norm == "auto" and backend == "tensorflow")
-    if fused:
-        from keras_resnet.training.fused_batch_norm import use_fused_batch_norm
-
-        use_fused_batch_norm(model)
-    jit = {"on": True, "off": False, "auto": "auto"}[args.jit]
-    model.compile(optimizer=keras.optimizers.SGD(learning_rate=0.01, momentum=0.9),
-                  loss="categorical_crossentropy", jit_compile=jit,
-                  steps_per_execution=args.steps_per_execution)
+    runtime.enable_compile_cache(args.compile_cache)
+    recipe = get_recipe(args.variant, args.recipe)
     spe = args.steps_per_execution
-    warmup = 2 * spe if args.warmup_steps is None else args.warmup_steps
     # Whole executions only, so every timed fit runs exactly `steps` steps.
     steps = -(-args.steps // spe) * spe
+    warmup = max(2 * spe if args.warmup_steps is None else args.warmup_steps, spe)
+    train_config = dataclasses.replace(
+        recipe, batch_size=args.batch_size or recipe.batch_size, precision=args.precision,
+        jit=args.jit, steps_per_execution=spe, steps_per_epoch=None,
+        fused_batch_norm=args.fused_batch_norm == "on", val_split=0.0)
+    batch = train_config.batch_size
     rng = np.random.default_rng(0)
-    batch = args.batch_size
-    images = rng.uniform(0, 255, (steps * batch, *config.input_shape)).astype("float32")
-    labels = np.eye(config.num_classes, dtype="float32")[
-        rng.integers(0, config.num_classes, steps * batch)]
+    count = max(steps, warmup) * batch
+    images = rng.integers(0, 256, (count, *config.input_shape), dtype=np.uint8)
+    labels = rng.integers(0, config.num_classes, count).astype(np.int32)
+    empty = images[:0]
+    data = DataSplits(images, labels, empty, labels[:0], empty, labels[:0],
+                      tuple(str(i) for i in range(config.num_classes)), config.mean,
+                      config.std, "random")
+    keras.utils.set_random_seed(0)
+    numerics = step.resolve_numerics(train_config)
+    with runtime.precision_scope(numerics.precision):
+        model, train_model = step.build_training_model(config, train_config, len(images),
+                                                       name=args.variant)
+        train_data, _ = step.build_training_data(data, train_config)
 
-    def fit(num_steps):
-        model.fit(images[:num_steps * batch], labels[:num_steps * batch], batch_size=batch,
-                  epochs=1, shuffle=False, verbose=0)
+        def fit(num_steps):
+            train_model.fit(train_data, epochs=1, steps_per_epoch=num_steps, verbose=0)
 
-    # The warm-up traces and compiles the train step; at least one execution.
-    fit(max(warmup, spe))
-    train_seconds = _timed(lambda: fit(steps), args.repeats)
-    result = {"train_images_per_sec": steps * batch / train_seconds}
-    if not args.skip_inference:
-        def predict():
-            model.predict(images, batch_size=batch, verbose=0)
-        predict()
-        result["inference_images_per_sec"] = steps * batch / _timed(predict, args.repeats)
+        fit(warmup)  # traces and compiles the train step
+        train_seconds = _timed(lambda: fit(steps), args.repeats)
+        result = {"train_images_per_sec": steps * batch / train_seconds}
+        if not args.skip_inference:
+            inputs = images[:steps * batch].astype("float32")
+
+            def predict():
+                model.predict(inputs, batch_size=batch, verbose=0)
+            predict()
+            result["inference_images_per_sec"] = steps * batch / _timed(predict, args.repeats)
     flops = estimate_flops(config)
     # Training costs about three forward passes: forward, and backward to inputs and weights.
     result.update(
@@ -177,18 +164,20 @@ def run_benchmark(args):
     if "inference_images_per_sec" in result:
         result["inference_achieved_gflops"] = flops * result["inference_images_per_sec"] / 1e9
     return {
-        "variant": args.variant, "backend": backend, "device": _device(),
-        "precision": args.precision, "jit": bool(model.jit_compile),
-        "jit_requested": args.jit, "fused_batch_norm": fused, "batch_size": batch, "steps": steps,
-        "warmup_steps": max(warmup, spe), "repeats": args.repeats,
+        "variant": args.variant, "recipe": args.recipe, "backend": backend,
+        "device": runtime.device_description(), "precision": numerics.precision,
+        "jit": numerics.jit, "augment_on": numerics.augment_on,
+        "optimizer": type(train_model.optimizer).__name__,
+        "fused_batch_norm": train_config.fused_batch_norm and backend == "tensorflow",
+        "batch_size": batch, "steps": steps, "warmup_steps": warmup, "repeats": args.repeats,
         "steps_per_execution": spe, "intra_op_threads": args.intra_op_threads,
         "inter_op_threads": args.inter_op_threads,
         "trainable_params": count_params(config)["trainable"],
         **{k: round(v, 4) for k, v in result.items()},
-        "keras_version": keras.__version__,
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join(["python -m keras_resnet.bench"] + list(args.argv)),
-        "machine": machine_info(), "config": config.to_dict(),
+        "machine": runtime.machine_info(), "config": config.to_dict(),
+        "train": train_config.to_dict(),
     }
 
 

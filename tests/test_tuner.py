@@ -201,7 +201,8 @@ def test_search_writes_every_output_and_resumes(image_folder, tmp_path, capsys):
     for name in ("leaderboard.md", "leaderboard.csv", "pareto.png", "best_config.json"):
         assert (output / name).stat().st_size > 0
     csv_lines = (output / "leaderboard.csv").read_text().splitlines()
-    assert csv_lines[0] == "trial,params,val_accuracy,hyperparameters,seconds,rss_mb"
+    assert csv_lines[0] == ("trial,params,val_accuracy,hyperparameters,seconds,"
+                            "images_per_second,rss_mb")
     assert len(csv_lines) == 3 and "rss_mb" in (output / "leaderboard.md").read_text()
 
     # A different space on the same folder is refused rather than mixed in.

@@ -56,6 +56,8 @@ def build_parser():
     run.add_argument("--output", help="search folder (default saved_models/tuner-<time>); "
                                       "rerun with the same folder to resume")
     run.add_argument("--overwrite", action="store_true", help="discard a search in --output")
+    run.add_argument("--compile-cache", default="auto",
+                     help="JAX's compilation cache folder, as train.py's: auto or off")
     run.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity per trial")
     return parser
 
@@ -192,6 +194,9 @@ def main(argv=None):
           f"base {variant}; budget {args.param_budget:,}; data {data.source}: "
           f"{len(data.x_train)} train, {len(data.x_val)} validation; output {output}", flush=True)
 
+    from keras_resnet.training import runtime
+
+    runtime.enable_compile_cache(args.compile_cache)
     model = hm.ResNetHyperModel(space, data, name=f"tuned_{variant}", verbose=args.verbose)
     max_trials = min(args.max_trials, study.size) if study else args.max_trials
     tuner = hm.build_tuner(kind, model, output, max_trials, args.epochs, seed=args.seed,
@@ -221,7 +226,8 @@ def main(argv=None):
               f"{rows[0]['params']:,} parameters -> {best_config}", flush=True)
     cli.print_json_line({
         "trials": [{k: row[k] for k in ("trial_id", "params", "val_accuracy", "hyperparameters",
-                                        "seconds", "rss_mb")} for row in rows],
+                                        "seconds", "images_per_second", "rss_mb")}
+                   for row in rows],
         "best_config": best_config, "rejected_over_budget": rejected, "output": output})
     if not rows:
         print("error: no trial completed; see the trial messages above.", file=sys.stderr)

@@ -5,17 +5,14 @@
 module's `build_optimizer`, so a tuned model is exactly what `train.py` would train.
 """
 
-import math
 import os
 import time
 
-import keras
 import keras_tuner
 from keras_tuner.src.tuners import bayesian, gridsearch, hyperband, randomsearch
 
-from keras_resnet.model import build_resnet, count_params
-from keras_resnet.training import runtime
-from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
+from keras_resnet.model import count_params
+from keras_resnet.training import runtime, step
 from tuner.memory import TrialMemory, resident_memory_mb
 from tuner.space import atomic_write_json
 
@@ -27,33 +24,31 @@ MAX_RESAMPLES = 1000  # draws per trial before the oracle gives up on the budget
 class ResNetHyperModel(keras_tuner.HyperModel):
     """Builds and trains one trial's ResNet from a `SearchSpace`.
 
-    `build(hp)` builds under the resolved precision policy (restored afterwards); the
-    tuner clears the Keras session before every build and releases each trial's memory
-    after it (`tuner.memory`), so memory stays flat across trials. `fit` trains on
-    `data.x_train` and validates on the held-out `data.x_val`; the test split is never
-    touched. It returns `val_accuracy` (best epoch) with the trial's parameter count,
-    seconds and resident memory, which the oracle records.
+    `build(hp)` compiles the trial with `keras_resnet.training.step.build_training_model`,
+    the same step `train.py` runs (precision, XLA, augmentation placement from the
+    trial's `TrainConfig`), on every backend the trainer supports; the tuner clears the
+    Keras session before every build and releases each trial's memory after it
+    (`tuner.memory`), so memory stays flat across trials. `fit` trains on `data.x_train`
+    and validates on the held-out `data.x_val`; the test split is never touched. It
+    returns `val_accuracy` (best epoch) with the trial's parameter count, seconds,
+    images per second and resident memory, which the oracle records.
 
     Args:
         space: `tuner.space.SearchSpace`.
         data: `keras_resnet.data.DataSplits` with a validation split.
         name: str. Model name. Defaults to `"tuned"`.
-        precision: str. `TrainConfig.precision` value. Defaults to `"auto"`.
-        jit: str. `TrainConfig.jit` value. Defaults to `"auto"`.
         verbose: Keras `fit` verbosity. Defaults to `0`.
 
     Raises:
         ValueError: if `data` has no validation split.
     """
 
-    def __init__(self, space, data, name="tuned", precision="auto", jit="auto", verbose=0):
+    def __init__(self, space, data, name="tuned", verbose=0):
         super().__init__(name=name)
         if data is not None and len(data.x_val) == 0:
             raise ValueError("The tuner selects on a validation split, and the data has none; "
                              "set --val-split above 0. Received: val_split=0")
         self.space, self.data, self.verbose = space, data, verbose
-        self.precision = runtime.resolve_precision(precision)
-        self.jit = runtime.resolve_jit(jit)
 
     def declare_hyperparameters(self, hp):
         self.space.declare(hp)
@@ -65,63 +60,32 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             # The oracle rejects these before a trial exists; never build one regardless.
             raise keras_tuner.errors.FailedTrialError(
                 f"{params:,} parameters over the budget of {self.space.param_budget:,}")
-        previous = keras.config.dtype_policy()
-        keras.config.set_dtype_policy(self.precision)
-        try:
-            model = build_resnet(model_config, name=self.name)
-            apply_l2_weight_decay(model, train_config)
-            model.compile(
-                optimizer=build_optimizer(train_config, self._steps_per_epoch(train_config)),
-                loss=keras.losses.CategoricalCrossentropy(
-                    label_smoothing=train_config.label_smoothing),
-                metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-                jit_compile=self.jit)
-        finally:
-            keras.config.set_dtype_policy(previous)
-        return model
-
-    def _steps_per_epoch(self, train_config):
-        return train_config.steps_per_epoch or math.ceil(
-            len(self.data.x_train) / train_config.batch_size)
+        with runtime.precision_scope(step.resolve_numerics(train_config).precision):
+            _, train_model = step.build_training_model(model_config, train_config,
+                                                       len(self.data.x_train), name=self.name)
+        return train_model
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
         model_config, train_config, extras = self.space.resolve(hp.values)
-        train, val = self._datasets(train_config, extras["shuffle"])
-        callbacks = list(callbacks) + [keras.callbacks.TerminateOnNaN()]
-        if train_config.schedule == "plateau":
-            callbacks.append(keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=train_config.decay_rate,
-                patience=train_config.plateau_patience, min_lr=train_config.min_learning_rate))
+        train, val = step.build_training_data(self.data, train_config,
+                                              initial_epoch=initial_epoch,
+                                              shuffle=extras["shuffle"])
+        callbacks = [*callbacks, *step.build_schedule_callbacks(train_config).values()]
+        steps = step.steps_per_epoch(train_config, len(self.data.x_train))
+        epochs = epochs or train_config.epochs
         started = time.perf_counter()
-        history = model.fit(train, validation_data=val, epochs=epochs or train_config.epochs,
-                            initial_epoch=initial_epoch,
-                            steps_per_epoch=self._steps_per_epoch(train_config),
+        history = model.fit(train, validation_data=val, epochs=epochs,
+                            initial_epoch=initial_epoch, steps_per_epoch=steps,
                             callbacks=callbacks, verbose=self.verbose, shuffle=False)
-        scores = [s for s in history.history.get(OBJECTIVE, []) if s == s]  # drop NaN
+        seconds = time.perf_counter() - started
+        # A diverged trial scores NaN in some epochs; its best finite epoch still counts.
+        scores = [s for s in history.history.get(OBJECTIVE, []) if s == s]
         return {OBJECTIVE: max(scores) if scores else float("nan"),
                 "params": float(count_params(model_config)["trainable"]),
-                "seconds": time.perf_counter() - started, "rss_mb": resident_memory_mb()}
-
-    def _datasets(self, train_config, shuffle):
-        from keras_resnet.data.augment import build_augmentation
-        from keras_resnet.data.pipeline import build_dataset
-
-        data, seed = self.data, train_config.seed
-        num_classes, batch_size = len(data.class_names), train_config.batch_size
-        if shuffle:
-            train = build_dataset(data.x_train, data.y_train, num_classes, batch_size,
-                                  training=True, augment=train_config.augment, seed=seed)
-        else:
-            # Paper 003's "shuffle False": the same order every epoch, still augmented.
-            train = build_dataset(data.x_train, data.y_train, num_classes, batch_size,
-                                  training=False)
-            augmentation = build_augmentation(
-                [a for a in train_config.augment if a not in ("mixup", "cutmix")],
-                data.x_train.shape[1:], seed=seed)
-            if augmentation is not None:
-                train = train.map(lambda x, y: (augmentation(x, training=True), y))
-        val = build_dataset(data.x_val, data.y_val, num_classes, batch_size, training=False)
-        return train.repeat(), val
+                "seconds": seconds,
+                "images_per_second": (epochs - initial_epoch) * steps
+                * train_config.batch_size / seconds,
+                "rss_mb": resident_memory_mb()}
 
 
 class BudgetOracleMixin:

@@ -8,7 +8,7 @@ import os
 from tuner.space import atomic_write_json
 
 LEADERBOARD_COLUMNS = ("trial", "params", "val_accuracy", "hyperparameters", "seconds",
-                       "rss_mb")
+                       "images_per_second", "rss_mb")
 
 
 def collect_trials(oracle, space):
@@ -20,7 +20,7 @@ def collect_trials(oracle, space):
 
     Returns:
         A list of dicts with `trial_id`, `params`, `val_accuracy`, `hyperparameters`,
-        `seconds` and `rss_mb`.
+        `seconds`, `images_per_second` and `rss_mb`.
     """
     rows = []
     for trial_id, trial in sorted(oracle.trials.items()):
@@ -41,6 +41,7 @@ def collect_trials(oracle, space):
             "val_accuracy": float(score),
             "hyperparameters": values,
             "seconds": metric("seconds"),
+            "images_per_second": metric("images_per_second"),
             "rss_mb": metric("rss_mb"),
         })
     return sorted(rows, key=lambda row: (-row["val_accuracy"], row["params"], row["trial_id"]))
@@ -70,14 +71,17 @@ def write_leaderboard(rows, output, header=""):
         for row in rows:
             writer.writerow([row["trial_id"], row["params"], f"{row['val_accuracy']:.4f}",
                              _format_values(row["hyperparameters"]),
-                             _format_number(row["seconds"]), _format_number(row["rss_mb"])])
+                             _format_number(row["seconds"]),
+                             _format_number(row["images_per_second"]),
+                             _format_number(row["rss_mb"])])
     lines = [header.rstrip(), ""] if header else []
-    lines += ["| rank | trial | params | val_accuracy | hyperparameters | seconds | rss_mb |",
-              "|---|---|---|---|---|---|---|"]
+    lines += ["| rank | trial | params | val_accuracy | hyperparameters | seconds | images/s "
+              "| rss_mb |", "|---|---|---|---|---|---|---|---|"]
     for rank, row in enumerate(rows, 1):
         lines.append(
             f"| {rank} | {row['trial_id']} | {row['params']:,} | {row['val_accuracy']:.4f} | "
             f"{_format_values(row['hyperparameters'])} | {_format_number(row['seconds'], 3)} | "
+            f"{_format_number(row['images_per_second'], 4)} | "
             f"{_format_number(row['rss_mb'], 4)} |")
     with open(md_path, "w") as handle:
         handle.write("\n".join(lines) + "\n")

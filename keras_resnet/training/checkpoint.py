@@ -68,7 +68,10 @@ class Checkpoint(keras.callbacks.Callback):
 
     Also records the epoch's history row (metrics, learning rate, seconds) and stops
     training with `self.diverged` set on a NaN or infinite loss, keeping the last good
-    checkpoint.
+    checkpoint. The loss is checked once per epoch, on its mean (NaN if any step was):
+    a check after every step would make the host wait for every step, and the device
+    idle between them. `compile_seconds` is the time to the end of the session's first
+    step: tracing, XLA compilation and one step.
 
     Args:
         directory: str. Checkpoint folder (created if missing).
@@ -79,8 +82,12 @@ class Checkpoint(keras.callbacks.Callback):
             `cooldown_counter` are saved and restored (`ReduceLROnPlateau`).
     """
 
+    # Keras then runs the batch hook in a worker thread, so the host never waits on a step.
+    async_safe = True
+
     def __init__(self, directory, history=None, on_epoch_saved=None, stateful_callbacks=None):
         super().__init__()
+        self.compile_seconds = self._first_epoch = None
         self.directory = directory
         self.history = list(history or [])
         self.on_epoch_saved = on_epoch_saved
@@ -95,14 +102,18 @@ class Checkpoint(keras.callbacks.Callback):
                 if callback is not None:
                     setattr(callback, key, value)
 
+    def on_train_begin(self, logs=None):
+        self._train_started = time.perf_counter()
+
     def on_epoch_begin(self, epoch, logs=None):
         self._started = time.perf_counter()
+        if self._first_epoch is None:
+            self._first_epoch = epoch
 
     def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            self.diverged = f"loss became {float(loss)} at batch {batch + 1}"
-            self.model.stop_training = True
+        if self.compile_seconds is None:
+            # The logs arrive as Python numbers: the first step has finished.
+            self.compile_seconds = time.perf_counter() - self._train_started
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
@@ -111,6 +122,7 @@ class Checkpoint(keras.callbacks.Callback):
             self.model.stop_training = True
             return
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
+               "compile_seconds": self.compile_seconds if epoch == self._first_epoch else 0.0,
                "learning_rate": float(keras.ops.convert_to_numpy(
                    self.model.optimizer.learning_rate)),
                "seconds": time.perf_counter() - self._started}

@@ -57,7 +57,9 @@ class Lookahead(keras.optimizers.Optimizer):
         self._slow_weights = []
         for variable in var_list:
             slow = self.add_variable_from_reference(variable, name="slow")
-            slow.assign(variable)
+            # A copy, not the variable's own array: under JAX's jit the step donates every
+            # state buffer, and two variables sharing one buffer cannot both be donated.
+            slow.assign(ops.copy(variable.value))
             self._slow_weights.append(slow)
         super().build(var_list)
 

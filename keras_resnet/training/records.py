@@ -69,9 +69,14 @@ def summary_text(metrics):
         lines.append(f"val accuracy:      {metrics['val_accuracy']:.4f}")
     if metrics.get("tta_test_accuracy") is not None:
         lines.append(f"test accuracy TTA: {metrics['tta_test_accuracy']:.4f} (flip)")
+    speed = metrics.get("steady_images_per_second") or metrics["images_per_second"]
+    compile_seconds = metrics.get("compile_seconds")
     lines += [
-        f"train time:        {metrics['train_seconds']:.1f} s, "
-        f"{metrics['images_per_second']:.0f} images/s",
+        f"train time:        {metrics['train_seconds']:.1f} s"
+        + (f" (first step, with compilation: {compile_seconds:.1f} s)"
+           if compile_seconds is not None else ""),
+        f"speed:             {speed:.0f} images/s"
+        + (" after the first epoch" if metrics.get("steady_images_per_second") else ""),
         f"numerics:          {metrics['precision']}, jit={metrics['jit']}, "
         f"{metrics['backend']} on {metrics['device']}",
     ]
