@@ -146,32 +146,40 @@ def check_all_variants():
         assert got == expected, f"{name}: torch {got} != keras {expected}"
 
 
-def measure_training(config, batch_size, steps, warmup_steps, bf16, repeats=1):
+def measure_training(config, batch_size, steps, warmup_steps, bf16, repeats=1,
+                     device="cpu", compile_model=False):
     """Images/s of forward + backward + SGD step on in-memory data, channels_last.
 
     Returns the best of `repeats` timed runs of `steps` steps, after `warmup_steps`.
     """
     torch.manual_seed(0)
-    model = TorchResNet(config).to(memory_format=torch.channels_last).train()
+    model = TorchResNet(config).to(device, memory_format=torch.channels_last).train()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     images = (torch.rand(batch_size, *config.input_shape) * 255).permute(0, 3, 1, 2)
-    images = images.contiguous(memory_format=torch.channels_last)
-    labels = torch.randint(0, config.num_classes, (batch_size,))
+    images = images.contiguous(memory_format=torch.channels_last).to(device)
+    labels = torch.randint(0, config.num_classes, (batch_size,)).to(device)
+    forward = torch.compile(model) if compile_model else model
 
     def step():
         optimizer.zero_grad(set_to_none=True)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
-            loss = F.cross_entropy(model(images), labels)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=bf16):
+            loss = F.cross_entropy(forward(images), labels)
         loss.backward()
         optimizer.step()
 
+    def wait():
+        if device == "cuda":
+            torch.cuda.synchronize()
+
     for _ in range(warmup_steps):
         step()
+    wait()
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(steps):
             step()
+        wait()
         best = max(best, steps * batch_size / (time.perf_counter() - start))
     return best
 
@@ -185,6 +193,10 @@ def main(argv=None):
     parser.add_argument("--repeats", type=int, default=1,
                         help="timed runs; the best is kept (the machine may be shared)")
     parser.add_argument("--threads", type=int, default=0, help="0 keeps torch's default")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--compile", action="store_true", help="torch.compile the model")
+    parser.add_argument("--precisions", default="float32,bf16_autocast",
+                        help="comma-separated: float32, bf16_autocast")
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -194,13 +206,17 @@ def main(argv=None):
               "variant": args.variant, "batch_size": args.batch_size, "steps": args.steps,
               "warmup_steps": args.warmup_steps, "repeats": args.repeats,
               "threads": torch.get_num_threads(), "memory_format": "channels_last",
+              "device": (torch.cuda.get_device_name() if args.device == "cuda" else "cpu"),
+              "torch_compile": args.compile,
               "trainable_params": trainable_params(TorchResNet(config)),
               "machine": platform.machine(), "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "command": " ".join([os.path.basename(sys.argv[0])] + (argv or sys.argv[1:]))}
-    for key, bf16 in (("float32", False), ("bf16_autocast", True)):
+    keys = args.precisions.split(",")
+    for key in keys:
         result[f"train_images_per_sec_{key}"] = round(measure_training(
-            config, args.batch_size, args.steps, args.warmup_steps, bf16, args.repeats), 2)
-    best = max(("float32", "bf16_autocast"), key=lambda k: result[f"train_images_per_sec_{k}"])
+            config, args.batch_size, args.steps, args.warmup_steps, key == "bf16_autocast",
+            args.repeats, args.device, args.compile), 2)
+    best = max(keys, key=lambda k: result[f"train_images_per_sec_{k}"])
     result["best_precision"] = best
     result["train_images_per_sec"] = result[f"train_images_per_sec_{best}"]
     print(json.dumps(result))

@@ -145,9 +145,11 @@ def run_benchmark(args):
         def fit(num_steps):
             train_model.fit(train_data, epochs=1, steps_per_epoch=num_steps, verbose=0)
 
-        fit(warmup)  # traces and compiles the train step
+        # The warm-up traces and compiles the train step (or loads it from the cache).
+        warmup_seconds = _timed(lambda: fit(warmup), 1)
         train_seconds = _timed(lambda: fit(steps), args.repeats)
-        result = {"train_images_per_sec": steps * batch / train_seconds}
+        result = {"train_images_per_sec": steps * batch / train_seconds,
+                  "warmup_seconds": warmup_seconds}
         if not args.skip_inference:
             inputs = images[:steps * batch].astype("float32")
 

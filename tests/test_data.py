@@ -21,9 +21,14 @@ from keras_resnet.data import (
     stratified_split,
 )
 from keras_resnet.data.cifar import CIFAR10_CLASSES
-from keras_resnet.data.pipeline import (
-    build_dataset, build_device_training_model, build_numpy_batches,
-)
+from keras_resnet.data.batches import build_array_batches, build_device_training_model
+from keras_resnet.data.batches import epoch_order
+
+TENSORFLOW = keras.backend.backend() == "tensorflow"
+if TENSORFLOW:
+    from keras_resnet.data.pipeline import build_dataset
+# tf.data is the TensorFlow backend's input path; the other backends use data.batches.
+tensorflow_only = pytest.mark.skipif(not TENSORFLOW, reason="tf.data: TensorFlow backend only")
 
 CLASSES = ("cat", "dog", "frog")
 IMAGE_AUGMENTATIONS = ("crop", "flip", "cutout", "zoom", "translate", "rotate", "color")
@@ -356,6 +361,7 @@ def _labels(count, num_classes=3):
     return np.arange(count) % num_classes
 
 
+@tensorflow_only
 def test_build_dataset_shapes_dtypes_one_hot():
     x, y = _pixels(10), _labels(10)
     batches = list(build_dataset(x, y, 3, batch_size=4, training=True, augment="crop,flip",
@@ -369,6 +375,7 @@ def test_build_dataset_shapes_dtypes_one_hot():
     assert 0.0 <= images.numpy().min() and images.numpy().max() <= 255.0
 
 
+@tensorflow_only
 def test_build_dataset_evaluation_is_ordered_and_unaugmented():
     x, y = _pixels(10), _labels(10)
     batches = list(build_dataset(x, y, 3, batch_size=4, training=False, augment="crop,flip"))
@@ -378,6 +385,7 @@ def test_build_dataset_evaluation_is_ordered_and_unaugmented():
                                   y)
 
 
+@tensorflow_only
 def test_build_dataset_is_seeded_and_reshuffles_each_epoch():
     x, y = _pixels(32), _labels(32)
 
@@ -391,6 +399,7 @@ def test_build_dataset_is_seeded_and_reshuffles_each_epoch():
     assert not np.array_equal(first[0], first[1])
 
 
+@tensorflow_only
 def test_build_dataset_device_mode_leaves_images_alone():
     x, y = _pixels(8), _labels(8)
     dataset = build_dataset(x, y, 3, 8, True, augment="crop,flip", augment_on="device",
@@ -403,6 +412,7 @@ def test_build_dataset_device_mode_leaves_images_alone():
 @pytest.mark.parametrize("kwargs, pattern", [
     ({"augment_on": "gpu"}, "augment_on"), ({"batch_size": 0}, "batch_size"),
     ({"augment": "blur"}, "Unknown augmentation"), ({"num_classes": 2}, r"Labels must be")])
+@tensorflow_only
 def test_build_dataset_bad_arguments(kwargs, pattern):
     arguments = {"x": _pixels(4), "y": _labels(4), "num_classes": 3, "batch_size": 2,
                  "training": True, **kwargs}
@@ -410,26 +420,38 @@ def test_build_dataset_bad_arguments(kwargs, pattern):
         build_dataset(**arguments)
 
 
-def test_numpy_batches_shuffle_per_epoch_seeded():
+def _epoch(batches):
+    return np.concatenate([keras.ops.convert_to_numpy(batches[i][0])
+                           for i in range(len(batches))])
+
+
+def test_array_batches_shuffle_per_epoch_seeded():
     x, y = _pixels(10), _labels(10)
-    batches = build_numpy_batches(x, y, 3, batch_size=4, training=True, seed=0,
+    batches = build_array_batches(x, y, 3, batch_size=4, training=True, seed=0,
                                   drop_remainder=True)
     assert len(batches) == 2
-    images, labels = batches[0]
+    images, labels = (keras.ops.convert_to_numpy(t) for t in batches[0])
     assert images.shape == (4, 32, 32, 3) and images.dtype == np.float32
     assert labels.shape == (4, 3) and np.all(labels.sum(1) == 1)
-    epoch1 = np.concatenate([batches[i][0] for i in range(len(batches))])
+    # Batch rows are the images of the epoch's order, with their own labels.
+    order = epoch_order(10, 0, 0)[:4]
+    np.testing.assert_array_equal(images, x[order])
+    np.testing.assert_array_equal(labels.argmax(1), y[order])
+    epoch1 = _epoch(batches)
     batches.on_epoch_end()
-    epoch2 = np.concatenate([batches[i][0] for i in range(len(batches))])
+    epoch2 = _epoch(batches)
     assert not np.array_equal(epoch1, epoch2)
-    same = build_numpy_batches(x, y, 3, batch_size=4, training=True, seed=0,
-                               drop_remainder=True)
-    np.testing.assert_array_equal(same[0][0], images)
-    evaluation = build_numpy_batches(x, y, 3, batch_size=4, training=False)
+    # A run resumed at epoch 1 sees epoch 1's batches, not epoch 0's.
+    resumed = build_array_batches(x, y, 3, batch_size=4, training=True, seed=0,
+                                  drop_remainder=True, initial_epoch=1)
+    np.testing.assert_array_equal(_epoch(resumed), epoch2)
+    evaluation = build_array_batches(x, y, 3, batch_size=4, training=False)
     assert len(evaluation) == 3
-    np.testing.assert_array_equal(np.concatenate([evaluation[i][0] for i in range(3)]), x)
-    mixed = build_numpy_batches(x, y, 3, batch_size=4, training=True, seed=0, augment="mixup")
-    assert isinstance(mixed[0][1], np.ndarray) and np.allclose(mixed[0][1].sum(1), 1.0)
+    np.testing.assert_array_equal(_epoch(evaluation), x)
+    in_order = build_array_batches(x, y, 3, batch_size=5, training=True, seed=0, shuffle=False)
+    np.testing.assert_array_equal(_epoch(in_order), x)
+    mixed = build_array_batches(x, y, 3, batch_size=4, training=True, seed=0, augment="mixup")
+    assert np.allclose(keras.ops.convert_to_numpy(mixed[0][1]).sum(1), 1.0)
 
 
 def _tiny_model():
@@ -450,7 +472,7 @@ def test_device_training_model_shares_weights():
                                rtol=1e-6)
     before = [w.copy() for w in model.get_weights()]
     wrapper.compile(optimizer=keras.optimizers.SGD(0.1), loss="categorical_crossentropy")
-    wrapper.fit(build_numpy_batches(x, y, 3, 8, True, seed=0), epochs=1, verbose=0)
+    wrapper.fit(build_array_batches(x, y, 3, 8, True, seed=0), epochs=1, verbose=0)
     assert any(not np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
 
 
@@ -468,7 +490,9 @@ def test_data_import_needs_no_tensorflow():
 
 @pytest.mark.parametrize("module_name", ["keras_resnet.data.augment",
                                          "keras_resnet.data.sources",
-                                         "keras_resnet.data.pipeline"])
+                                         "keras_resnet.data.batches",
+                                         pytest.param("keras_resnet.data.pipeline",
+                                                      marks=tensorflow_only)])
 def test_docstring_examples_run(module_name):
     module = importlib.import_module(module_name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)

@@ -8,6 +8,7 @@ needs no TensorFlow.
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from keras_resnet.data.augment import build_augmentation, build_label_mixing, parse_augment
