@@ -15,7 +15,6 @@ import datetime
 import json
 import os
 import sys
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -44,38 +43,27 @@ def parse_args(argv=None):
 
 
 def train(splits, run_dir, epochs, learning_rate, data_dir, train_limit=None):
+    """Trains `tiny` with train.py's own loop (`fit`): Adam, cosine, crop and flip."""
+    import dataclasses
+
     import keras
 
-    from keras_resnet import build_resnet, get_variant
-    from keras_resnet.data import build_dataset
+    from keras_resnet import get_variant
+    from keras_resnet.training import TrainConfig, fit
 
-    keras.utils.set_random_seed(0)
-    config = get_variant("tiny")
-    model = build_resnet(config)
-    batch_size = 128
-    steps = epochs * (len(splits.x_train[:train_limit]) // batch_size)
-    model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        learning_rate, steps)), "categorical_crossentropy", metrics=["accuracy"])
-    x_train, y_train = splits.x_train[:train_limit], splits.y_train[:train_limit]
-    train_data = build_dataset(x_train, y_train, 10, batch_size, training=True,
-                               augment="crop,flip", seed=0)
-    val_data = build_dataset(splits.x_val, splits.y_val, 10, 512, training=False)
-    start = time.time()
-    history = model.fit(train_data, validation_data=val_data, epochs=epochs, verbose=2)
-    train_config = {"epochs": epochs, "batch_size": batch_size, "optimizer": "adam",
-                    "learning_rate": learning_rate, "schedule": "cosine",
-                    "augment": "crop,flip", "seconds": round(time.time() - start, 1),
-                    "history": {k: [round(float(v), 4) for v in values]
-                                for k, values in history.history.items()}}
-    os.makedirs(run_dir, exist_ok=True)
-    model.save(os.path.join(run_dir, "model.keras"))
-    run_config = {"variant": "tiny", "model": config.to_dict(), "train": train_config,
-                  "data": {"dataset": "cifar10", "data_dir": data_dir,
-                           "image_size": [32, 32], "val_split": 0.1, "seed": 0,
-                           "class_names": list(splits.class_names)}}
-    with open(os.path.join(run_dir, "config.json"), "w") as file:
-        json.dump(run_config, file, indent=2)
-    return model, run_config
+    if train_limit:
+        splits = dataclasses.replace(splits, x_train=splits.x_train[:train_limit],
+                                     y_train=splits.y_train[:train_limit])
+    train_config = TrainConfig(optimizer="adam", learning_rate=learning_rate,
+                               schedule="cosine", epochs=epochs, batch_size=128, seed=0)
+    metrics = fit.fit(get_variant("tiny"), train_config, splits, run_dir, variant="tiny",
+                      data_info={"dataset": "cifar10", "data_dir": data_dir,
+                                 "image_size": [32, 32], "val_split": 0.1, "seed": 0,
+                                 "class_names": list(splits.class_names)}, verbose=2)
+    with open(os.path.join(run_dir, "config.json")) as file:
+        run_config = json.load(file)
+    run_config["train"]["seconds"] = metrics["train_seconds"]
+    return keras.saving.load_model(os.path.join(run_dir, "model.keras")), run_config
 
 
 def remeasure_latency(report, export_dir, model, image, runs, repeats):

@@ -63,7 +63,9 @@ class ResNetConfig:
         se: str. Squeeze-and-excitation placement: `"none"`, `"stem"` (once, after the
             stem, as paper 002) or `"block"` (in every block, as SE-ResNet).
             Defaults to `"none"`.
-        se_ratio: int. Channel reduction ratio of SE. Defaults to `16`.
+        se_ratio: int. Channel reduction of SE as a divisor, as in Hu et al. (2018): the
+            bottleneck has `channels // se_ratio` units. Not Keras' `se_ratio`, which is a
+            fraction (0.25 there is 4 here). Defaults to `16`.
         dropout: float. Dropout rate before the classifier. Defaults to `0.0`.
         block_dropout: float or tuple of float. Dropout rate between the two convolutions
             of each block, per layer. Defaults to `0.0`.

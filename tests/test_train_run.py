@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import keras
 import pytest
 from PIL import Image
 
@@ -154,6 +155,8 @@ def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
     assert int(replicas) == 2 and float(accuracy) > 0.6
 
 
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="export converts through TensorFlow: TensorFlow backend only")
 def test_export_after_training_reuses_the_loaded_data(image_folder, tmp_path, capsys):
     output = tmp_path / "run"
     code = run_main(train.main, [*SMALL_FLAGS, "--data-dir", image_folder, "--epochs", "1",
