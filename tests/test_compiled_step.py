@@ -111,7 +111,7 @@ def _describe(train_model):
             "loss": keras.saving.serialize_keras_object(train_model.loss),
             "jit": train_model.jit_compile,
             "steps_per_execution": train_model.steps_per_execution,
-            "augment_layers": [layer.name for layer in train_model.layers],
+            "layers": [type(layer).__name__ for layer in train_model.layers],
             "trainable": len(train_model.trainable_weights)}
 
 

@@ -313,7 +313,8 @@ def test_image_augmentation(name):
     augmentation = build_augmentation(name, (32, 32, 3), seed=1)
     out = keras.ops.convert_to_numpy(augmentation(x, training=True))
     assert out.shape == x.shape and out.dtype == np.float32
-    assert out.min() >= 0.0 and out.max() <= 255.0
+    # Interpolation may overshoot by float rounding (255.00002 on JAX).
+    assert out.min() >= -1e-3 and out.max() <= 255.0 + 1e-3
     assert not np.array_equal(out, x)
     again = build_augmentation(name, (32, 32, 3), seed=1)(x, training=True)
     np.testing.assert_array_equal(out, keras.ops.convert_to_numpy(again))
@@ -322,7 +323,8 @@ def test_image_augmentation(name):
 
 
 def test_crop_offsets_are_per_image_and_cover_the_padding():
-    marked = np.zeros((400, 32, 32, 1), "float32")
+    # 1,000 draws leave one of the 81 offsets unseen with probability 81 * (80/81)^1000.
+    marked = np.zeros((1000, 32, 32, 1), "float32")
     marked[:, 16, 16, 0] = 1.0
     out = keras.ops.convert_to_numpy(build_augmentation("crop", (32, 32, 1), seed=0)(marked))
     positions = {tuple(np.argwhere(image[..., 0])[0]) for image in out}
@@ -332,8 +334,9 @@ def test_crop_offsets_are_per_image_and_cover_the_padding():
 def test_cutout_erases_a_quarter_with_the_mean():
     x = np.full((4, 32, 32, 3), 255.0, "float32")
     out = keras.ops.convert_to_numpy(
-        build_augmentation("cutout", seed=0, mean=(0.0, 0.0, 0.0))(x))
-    assert np.all((out == 0).mean(axis=(1, 2, 3)) == 0.25)
+        build_augmentation("cutout", seed=0, mean=(0.1, 0.2, 0.3))(x))
+    # The channels' mean, 0.2 of 255, on a quarter of every image.
+    assert np.all(np.isclose(out, 51.0).mean(axis=(1, 2, 3)) == 0.25)
 
 
 def test_build_augmentation_order_and_none():

@@ -146,11 +146,10 @@ def _image_layer(name, mean, seed):
         return keras.layers.RandomColorJitter(
             value_range=(0, 255), brightness_factor=0.2, contrast_factor=0.2, seed=seed,
             name="random_color_jitter")
-    # cutout: fill with the data mean, which the model's normalization maps to zero, as in
-    # the Cutout paper; mid-grey when the mean is not given.
-    fill = [255.0 * m for m in mean] if mean is not None else 127.5
-    if isinstance(fill, list) and len(fill) != 3:
-        fill = sum(fill) / len(fill)
+    # cutout: fill with the data mean (about what the model's normalization maps to zero,
+    # as in the Cutout paper); mid-grey when the mean is not given. One value for all
+    # channels: Keras 3.15's RandomErasing fails on JAX with a per-channel fill.
+    fill = 255.0 * sum(mean) / len(mean) if mean is not None else 127.5
     return keras.layers.RandomErasing(
         factor=(1.0, 1.0), scale=(CUTOUT_FRACTION, CUTOUT_FRACTION), fill_value=fill,
         value_range=(0, 255), seed=seed, name="random_cutout")
