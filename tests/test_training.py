@@ -109,6 +109,8 @@ def test_lookahead_refuses_bad_arguments():
     (dict(schedule="multistep"), "needs `milestones`"),
     (dict(warmup_epochs=2, schedule="step"), "applies to the cosine and one_cycle"),
     (dict(clip_value=-1.0), "`clip_value` must be positive or None"),
+    (dict(clip_value=0.1, global_clip_norm=1.0),
+     "Only one of .*Received: clip_value=0.1, global_clip_norm=1.0"),
     (dict(precision="fp8"), "Received: precision='fp8'"),
 ])
 def test_train_config_validation(kwargs, message):
