@@ -143,6 +143,7 @@ def test_kill_9_mid_run_then_resume_continues(image_folder, tmp_path):
 
 
 DISTRIBUTED = """
+import json
 import sys
 sys.path.insert(0, {tests!r})
 import tensorflow as tf
@@ -153,18 +154,21 @@ from keras_resnet.training.fit import fit
 splits = make_splits()
 metrics = fit(small_config(splits), quick(epochs=2, strategy="mirrored"), splits, {run!r},
               verbose=0)
-print(metrics["replicas"], metrics["test_accuracy"])
+# --batch-size is global: 96 images in batches of 16 are 6 steps an epoch on any replicas.
+print(metrics["replicas"], metrics["test_accuracy"],
+      json.load(open({state!r}))["optimizer_iterations"])
 """
 
 
 @pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
-    code = DISTRIBUTED.format(tests=str(ROOT / "tests"), run=str(tmp_path / "run"))
+    code = DISTRIBUTED.format(tests=str(ROOT / "tests"), run=str(tmp_path / "run"),
+                              state=str(tmp_path / "run" / "checkpoints" / "state.json"))
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    replicas, accuracy = result.stdout.split()[-2:]
-    assert int(replicas) == 2 and float(accuracy) > 0.6
+    replicas, accuracy, steps = result.stdout.split()[-3:]
+    assert int(replicas) == 2 and float(accuracy) > 0.6 and int(steps) == 2 * 6
 
 
 def test_export_after_training_reuses_the_loaded_data(image_folder, tmp_path, capsys,
