@@ -78,6 +78,25 @@ class Inspect(keras.callbacks.Callback):
             raise Seen
 
 
+class Untouchable:
+    """Stands in for the test split until training starts: its contents may not be read."""
+
+    def __init__(self, array):
+        self.length = len(array)
+
+    def __len__(self):
+        return self.length
+
+    def __getattr__(self, name):
+        raise AssertionError(f"fit read the test split before training ({name})")
+
+    def __getitem__(self, index):
+        raise AssertionError("fit read the test split before training")
+
+    def __array__(self, *args, **kwargs):
+        raise AssertionError("fit read the test split before training")
+
+
 @pytest.mark.parametrize("mode, clip, expected", [
     ("l2", dict(clip_value=0.3), (0.3, None, None)),
     ("decoupled", dict(clip_norm=2.0), (None, 2.0, None)),
@@ -86,11 +105,14 @@ class Inspect(keras.callbacks.Callback):
 def test_fit_compiles_clipping_decay_and_label_smoothing(splits, tmp_path, mode, clip,
                                                          expected):
     inspect = Inspect(stop=True)
+    # Up to the first step, the test split stays unread: no validation or selection on it.
+    data = dataclasses.replace(splits, x_test=Untouchable(splits.x_test),
+                               y_test=Untouchable(splits.y_test))
     with pytest.raises(Seen):
         fit(small_config(splits),
             quick(epochs=1, label_smoothing=0.2, weight_decay=1e-3, weight_decay_mode=mode,
                   augment=(), **clip),
-            splits, str(tmp_path / "run"), verbose=0, extra_callbacks=[inspect])
+            data, str(tmp_path / "run"), verbose=0, extra_callbacks=[inspect])
     seen = inspect.seen
     assert seen["label_smoothing"] == pytest.approx(0.2)
     assert seen["clip"] == expected
