@@ -122,6 +122,7 @@ def test_fit_compiles_clipping_decay_and_label_smoothing(splits, tmp_path, mode,
         assert seen["weight_decay"] == pytest.approx(1e-3) and not any(seen["regularized"])
 
 
+@pytest.mark.slow  # 15-25 s on the shared 2-core machine: bf16 traces its own train step
 def test_bfloat16_trains_with_float32_normalization_and_classifier(splits, tmp_path):
     inspect = Inspect()
     metrics = fit(small_config(splits),
