@@ -36,8 +36,20 @@ def test_bench_prints_json_last_line():
     for key in ("train_images_per_sec", "inference_images_per_sec", "gflops_per_image",
                 "achieved_gflops"):
         assert result[key] > 0, key
-    assert result["gflops_per_image"] == pytest.approx(
-        estimate_flops(VARIANTS["tiny"].config) / 1e9, abs=1e-4)
+    # tiny by hand: stem 2*32*32*9*3*16; layer 1 two blocks 2*32*32*9*(16*16+16*16);
+    # layers 2 and 3 a strided block with a 3x3 projection, then a plain block; classifier.
+    hand = (2 * 1024 * 9 * 3 * 16 + 2 * 2 * 1024 * 9 * 512
+            + 2 * 256 * 9 * (16 * 32 + 32 * 32) + 2 * 256 * 9 * 16 * 32 + 2 * 256 * 9 * 2048
+            + 2 * 64 * 9 * (32 * 64 + 64 * 64) + 2 * 64 * 9 * 32 * 64 + 2 * 64 * 9 * 8192
+            + 2 * 64 * 10)
+    assert estimate_flops(VARIANTS["tiny"].config) == hand == 57_509_120
+    assert result["gflops_per_image"] == pytest.approx(hand / 1e9, abs=1e-4)
+    # Training is forward + two backward passes: 3 x FLOPs per image, at the measured rate.
+    assert result["train_gflops_per_image"] == pytest.approx(3 * hand / 1e9, abs=1e-4)
+    assert result["achieved_gflops"] == pytest.approx(
+        3 * hand * result["train_images_per_sec"] / 1e9, rel=1e-3, abs=1e-3)
+    assert result["inference_achieved_gflops"] == pytest.approx(
+        hand * result["inference_images_per_sec"] / 1e9, rel=1e-3, abs=1e-3)
 
 
 @pytest.mark.parametrize("args, message", [

@@ -288,13 +288,24 @@ def test_bad_arguments(kwargs, pattern, image_folder):
         load_data(data_dir=image_folder[0] / "pets", **kwargs)
 
 
+# The offline copy: unpacked as README says, or the archive itself, which CI has beside the
+# repository.
+JPEG_COPIES = [os.path.join(REPO, "data", "cifar10-jpeg"),
+               os.path.join(os.path.dirname(REPO), "shared", "data", "cifar10-jpeg.tar.gz")]
+
+
 @pytest.mark.slow
-@pytest.mark.skipif(not os.path.isdir(os.path.join(REPO, "data", "cifar10-jpeg")),
-                    reason="unpack ../shared/data/cifar10-jpeg.tar.gz into data/ first")
+@pytest.mark.skipif(not any(os.path.exists(path) for path in JPEG_COPIES),
+                    reason=f"no offline CIFAR-10 JPEG copy at {' or '.join(JPEG_COPIES)}")
 def test_full_jpeg_copy_loads():
-    data = load_data(data_dir=os.path.join(REPO, "data", "cifar10-jpeg"))
+    data = load_data(data_dir=next(path for path in JPEG_COPIES if os.path.exists(path)))
     assert (len(data.x_train), len(data.x_val), len(data.x_test)) == (45000, 5000, 10000)
     assert data.class_names == CIFAR10_CLASSES
+    # Decoded as RGB in the right order: the training statistics are CIFAR-10's.
+    np.testing.assert_allclose(data.mean, CIFAR10_MEAN, atol=0.01)
+    # The pixel std; SPEC's CIFAR10_STD is the widely copied mean of per-image stds.
+    np.testing.assert_allclose(data.std, (0.2470, 0.2435, 0.2616), atol=0.01)
+    assert np.bincount(data.y_test).tolist() == [1000] * 10
 
 
 # ---------------------------------------------------------------- augmentation
@@ -356,6 +367,77 @@ def test_label_mixing(names):
     np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-5)
     assert not np.array_equal(mixed, labels)
     assert build_label_mixing("crop,flip") is None
+
+
+def _recover_partners(mixed):
+    """From mixed one-hot labels of sample i = class i: each sample's partner and weight."""
+    n = len(mixed)
+    own = mixed[np.arange(n), np.arange(n)]
+    others = mixed.copy()
+    others[np.arange(n), np.arange(n)] = -1
+    partner = np.where(own > 1 - 1e-6, np.arange(n), others.argmax(axis=1))
+    return partner, own
+
+
+def test_mixup_is_the_weighted_mean_of_two_images_and_their_labels():
+    # Zhang et al. 2018: x = lam x_i + (1 - lam) x_j, y likewise, lam ~ Beta(0.2, 0.2).
+    n = 256
+    images, labels = _pixels(n).astype("float32"), np.eye(n, dtype="float32")
+    out, mixed = build_label_mixing("mixup", seed=0)(images, labels)
+    out, mixed = keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(mixed)
+    partner, lam = _recover_partners(mixed)
+    np.testing.assert_allclose(mixed.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.count_nonzero(mixed > 1e-6, axis=1).max() <= 2
+    expected = (lam[:, None, None, None] * images
+                + (1 - lam[:, None, None, None]) * images[partner])
+    np.testing.assert_allclose(out, expected, rtol=1e-4, atol=1e-2)
+    assert np.mean(partner != np.arange(n)) > 0.9  # mixed with another image
+    # Beta(0.2, 0.2) puts about a third of its mass in (0.1, 0.9); Beta(1, 1) would put 0.8.
+    assert 0.2 < np.mean((lam > 0.1) & (lam < 0.9)) < 0.45
+
+
+@pytest.mark.parametrize("path", ["direct", "tf.data"])
+def test_cutmix_pastes_a_box_and_weighs_labels_by_its_area(path):
+    # Yun et al. 2019: a box of x_j pasted into x_i; y = lam y_i + (1 - lam) y_j with
+    # 1 - lam the box's share of the pixels.
+    if path == "tf.data" and keras.backend.backend() != "tensorflow":
+        pytest.skip("host pipelines are TensorFlow's")
+    n = 64
+    # Image i is the constant 3 i, so each pixel tells which image it came from.
+    images = np.broadcast_to(3.0 * np.arange(n, dtype="float32")[:, None, None, None],
+                             (n, 32, 32, 3)).copy()
+    if path == "direct":
+        out, mixed = build_label_mixing("cutmix", seed=0)(images, np.eye(n, dtype="float32"))
+        out, mixed = keras.ops.convert_to_numpy(out), keras.ops.convert_to_numpy(mixed)
+    else:
+        batch = next(iter(build_dataset(images.astype(np.uint8), np.arange(n), n, n,
+                                        training=True, augment="cutmix", seed=0)))
+        # Shuffled, but a pixel still names its image and a label weight its class.
+        out, mixed = batch[0].numpy(), batch[1].numpy()
+    source = out[..., 0] / 3.0
+    assert np.array_equal(source, np.round(source)) and np.all(out == out[..., :1])
+    pasted_boxes = 0
+    for i in range(n):
+        values = np.unique(source[i])
+        assert len(values) <= 2
+        weights = {int(c): mixed[i, int(c)] for c in np.flatnonzero(mixed[i] > 1e-6)}
+        if len(values) == 1:
+            assert list(weights) == [int(values[0])] and weights[int(values[0])] == \
+                pytest.approx(1.0, abs=1e-5)
+            continue
+        counts = {int(v): int(np.sum(source[i] == v)) for v in values}
+        assert set(weights) == set(counts)
+        for value, count in counts.items():
+            assert weights[value] == pytest.approx(count / 1024, abs=1e-5)
+        # The pasted image fills a rectangle (the other one fills its complement).
+        rectangles = []
+        for value in values:
+            rows, cols = np.nonzero(source[i] == value)
+            box = (rows.max() - rows.min() + 1) * (cols.max() - cols.min() + 1)
+            rectangles.append(box == len(rows))
+        assert any(rectangles)
+        pasted_boxes += 1
+    assert pasted_boxes > n // 2
 
 
 # ---------------------------------------------------------------- pipelines

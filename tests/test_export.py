@@ -56,12 +56,25 @@ def trained(data):
     return model
 
 
+CALIBRATED = []  # what the int8 converter was given to calibrate on
+
+
 @pytest.fixture(scope="module")
 def exported(trained, data, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("run")
     source = {"variant": "tiny", "data": {"class_names": CLASS_NAMES}}
-    report = export_model(trained, run_dir / "export", ALL_FORMATS, data["x_train"],
-                          data["x_test"], data["y_test"], CLASS_NAMES, source, latency_runs=5)
+    convert_tflite = convert.convert_tflite
+
+    def spy(saved_model_dir, fmt, calibration_images=None):
+        if fmt == "tflite-int8":
+            CALIBRATED.append(np.array(calibration_images))
+        return convert_tflite(saved_model_dir, fmt, calibration_images)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(convert, "convert_tflite", spy)
+        report = export_model(trained, run_dir / "export", ALL_FORMATS, data["x_train"],
+                              data["x_test"], data["y_test"], CLASS_NAMES, source,
+                              latency_runs=5)
     return run_dir / "export", report
 
 
@@ -73,7 +86,9 @@ def test_every_format_is_written_and_reported(exported):
         assert row["file"] == convert.FORMATS[fmt]
         assert row["bytes"] == convert.path_bytes(str(export_dir / row["file"])) > 0
         assert 0.9 <= row["accuracy"] <= 1 and 0.9 <= row["agreement"] <= 1
-        assert set(row["latency_ms"]["threads_all"]) == {"mean", "p50", "p99", "runs"}
+        latency = row["latency_ms"]["threads_all"]
+        assert set(latency) == {"mean", "p50", "p99", "runs"} and latency["runs"] == 5
+        assert 0 < latency["p50"] <= latency["p99"] and latency["mean"] > 0
         assert (row["latency_ms"]["threads_1"] is None) == (fmt in ("keras", "saved_model"))
     assert report["test_samples"] == 200 and report["calibration_samples"] == 400
     assert json.loads((export_dir / "report.json").read_text()) == json.loads(
@@ -112,6 +127,23 @@ def test_format_agrees_with_keras(exported, trained, data, fmt, max_diff, min_ag
     assert agreement == pytest.approx(report["formats"][fmt]["agreement"])
     if max_diff is not None:
         assert np.abs(probabilities - reference).max() < max_diff
+
+
+def test_int8_is_within_one_point_of_keras(exported, data):
+    export_dir, report = exported
+    predictor = runtime.load_predictor(str(export_dir / convert.FORMATS["tflite-int8"]))
+    accuracy = np.mean(predictor(data["x_test"]).argmax(-1) == data["y_test"])
+    assert accuracy == pytest.approx(report["formats"]["tflite-int8"]["accuracy"])
+    assert accuracy >= report["formats"]["keras"]["accuracy"] - 0.01
+
+
+def test_int8_calibrates_on_training_images_only(exported, data):
+    assert len(CALIBRATED) == 1
+    train = {bytes(image) for image in data["x_train"]}
+    test = {bytes(image) for image in data["x_test"]}
+    used = [bytes(image.astype(np.uint8)) for image in CALIBRATED[0]]
+    assert len(used) == exported[1]["calibration_samples"] == 400
+    assert set(used) <= train and not set(used) & test
 
 
 def test_quantized_files_are_smaller(exported):

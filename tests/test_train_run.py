@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -100,6 +101,18 @@ def test_existing_output_is_refused_without_resume(image_folder, tmp_path, capsy
     assert "already holds a run; pass --resume" in capsys.readouterr().err
 
 
+def test_nan_loss_exits_3_with_one_line_and_no_results(image_folder, tmp_path, capsys):
+    output = tmp_path / "run"
+    # SGD at 1e30: the weights overflow within the first steps, the loss becomes NaN.
+    code = run_main(train.main, [*SMALL_FLAGS, "--data-dir", image_folder, "--epochs", "2",
+                                 "--optimizer", "sgd", "--learning-rate", "1e30",
+                                 "--schedule", "constant", "--output", str(output)])
+    assert code == train.EXIT_DIVERGED == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: Training stopped: loss became nan")
+    assert not (output / "metrics.json").exists() and not (output / "model.keras").exists()
+
+
 @pytest.mark.slow
 def test_kill_9_mid_run_then_resume_continues(image_folder, tmp_path):
     output = tmp_path / "run"
@@ -131,6 +144,7 @@ def test_kill_9_mid_run_then_resume_continues(image_folder, tmp_path):
 
 
 DISTRIBUTED = """
+import json
 import sys
 sys.path.insert(0, {tests!r})
 import tensorflow as tf
@@ -141,23 +155,38 @@ from keras_resnet.training.fit import fit
 splits = make_splits()
 metrics = fit(small_config(splits), quick(epochs=2, strategy="mirrored"), splits, {run!r},
               verbose=0)
-print(metrics["replicas"], metrics["test_accuracy"])
+# --batch-size is global: 96 images in batches of 16 are 6 steps an epoch on any replicas.
+print(metrics["replicas"], metrics["test_accuracy"],
+      json.load(open({state!r}))["optimizer_iterations"])
 """
 
 
 @pytest.mark.slow
 def test_mirrored_strategy_trains_on_two_logical_cpus(tmp_path):
-    code = DISTRIBUTED.format(tests=str(ROOT / "tests"), run=str(tmp_path / "run"))
+    code = DISTRIBUTED.format(tests=str(ROOT / "tests"), run=str(tmp_path / "run"),
+                              state=str(tmp_path / "run" / "checkpoints" / "state.json"))
     result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=ENV,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    replicas, accuracy = result.stdout.split()[-2:]
-    assert int(replicas) == 2 and float(accuracy) > 0.6
+    replicas, accuracy, steps = result.stdout.split()[-3:]
+    assert int(replicas) == 2 and float(accuracy) > 0.6 and int(steps) == 2 * 6
 
 
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow",
                     reason="export converts through TensorFlow: TensorFlow backend only")
-def test_export_after_training_reuses_the_loaded_data(image_folder, tmp_path, capsys):
+def test_export_after_training_reuses_the_loaded_data(image_folder, tmp_path, capsys,
+                                                      monkeypatch):
+    from keras_resnet.export import convert
+
+    calibrated = []
+    convert_tflite = convert.convert_tflite
+
+    def spy(saved_model_dir, fmt, calibration_images=None):
+        if fmt == "tflite-int8":
+            calibrated.append(np.asarray(calibration_images))
+        return convert_tflite(saved_model_dir, fmt, calibration_images)
+
+    monkeypatch.setattr(convert, "convert_tflite", spy)
     output = tmp_path / "run"
     code = run_main(train.main, [*SMALL_FLAGS, "--data-dir", image_folder, "--epochs", "1",
                                  "--output", str(output), "--export", "tflite,tflite-int8"])
@@ -167,3 +196,14 @@ def test_export_after_training_reuses_the_loaded_data(image_folder, tmp_path, ca
     assert report["formats"]["tflite"]["agreement"] == 1.0
     assert (output / "export" / "model_int8.tflite").stat().st_size > 0
     assert last_json(capsys.readouterr().out)["epochs_completed"] == 1
+    # int8 calibrated on training images only: every one is a train image, none a test one.
+    train_images = {bytes(image) for image in _folder_images(image_folder, "train")}
+    test_images = {bytes(image) for image in _folder_images(image_folder, "test")}
+    assert len(calibrated) == 1 and len(calibrated[0]) > 0
+    used = {bytes(image.astype(np.uint8)) for image in calibrated[0]}
+    assert used <= train_images and not used & test_images
+
+
+def _folder_images(root, split):
+    return [np.asarray(Image.open(path).convert("RGB"))
+            for path in sorted(Path(root, split).glob("*/*.png"))]

@@ -12,11 +12,10 @@ from keras_resnet import build_resnet, get_variant
 from keras_resnet.data import DataSplits
 from keras_resnet.training import RECIPES, TrainConfig
 from keras_resnet.training import checkpoint as checkpoint_lib
-from keras_resnet.training.config import OPTIMIZERS, SCHEDULES
+from keras_resnet.training.config import OPTIMIZERS
 from keras_resnet.training.fit import TrainingDiverged, fit
 from keras_resnet.training.lookahead import Lookahead
 from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
-from keras_resnet.training.schedules import build_learning_rate
 
 SMALL = dict(channels=(4, 8, 16), blocks=(1, 1, 1))
 
@@ -57,45 +56,22 @@ def quick(**overrides):
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
-def test_every_optimizer_builds_and_steps(name):
+def test_every_optimizer_moves_every_trainable_weight(name):
     model = build_resnet(get_variant("tiny", **SMALL))
     config = TrainConfig(optimizer=name, learning_rate=0.05, weight_decay=1e-4, clip_norm=1.0,
                          lookahead=name == "sgd")
     apply_l2_weight_decay(model, config)
     model.compile(optimizer=build_optimizer(config, steps_per_epoch=10),
                   loss="categorical_crossentropy")
-    before = [w.copy() for w in model.get_weights()]
+    # Batch norm's moving statistics change without the optimizer: only trainable ones count.
+    before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
     images = np.random.default_rng(0).uniform(0, 255, (8, 32, 32, 3)).astype("float32")
     labels = np.eye(10, dtype="float32")[np.arange(8)]
     loss = float(model.train_on_batch(images, labels))
     assert np.isfinite(loss)
-    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
-    assert sum(changed) > len(changed) // 2
-
-
-@pytest.mark.parametrize("schedule", SCHEDULES)
-def test_every_schedule_builds_and_is_positive(schedule):
-    config = TrainConfig(schedule=schedule, learning_rate=0.1, epochs=10, milestones=(3, 6),
-                         warmup_epochs=1 if schedule in ("cosine", "one_cycle") else 0)
-    rate = build_learning_rate(config, steps_per_epoch=5)
-    values = [float(rate(step)) if callable(rate) else rate for step in range(0, 50, 7)]
-    assert all(np.isfinite(v) and v >= 0 for v in values)
-    assert max(values) <= 0.1 + 1e-6
-
-
-def test_schedules_follow_their_definitions():
-    steps = 10
-    multistep = build_learning_rate(TrainConfig(schedule="multistep", milestones=(2, 4),
-                                                decay_rate=0.1, learning_rate=1.0), steps)
-    assert [round(float(multistep(s)), 6) for s in (0, 19, 21, 41)] == [1.0, 1.0, 0.1, 0.01]
-    cosine = build_learning_rate(TrainConfig(schedule="cosine", warmup_epochs=1, epochs=5,
-                                             learning_rate=0.2), steps)
-    assert float(cosine(0)) == pytest.approx(0.0, abs=1e-6)
-    assert float(cosine(10)) == pytest.approx(0.2, rel=1e-4)
-    assert float(cosine(50)) == pytest.approx(0.0, abs=1e-6)
-    exponential = build_learning_rate(TrainConfig(schedule="exponential", decay_epochs=1,
-                                                  decay_rate=0.5, learning_rate=1.0), steps)
-    assert float(exponential(15)) == pytest.approx(0.5 ** 1.5, rel=1e-5)
+    unmoved = [w.path for w, old in zip(model.trainable_weights, before)
+               if np.array_equal(keras.ops.convert_to_numpy(w), old)]
+    assert not unmoved, f"{name} left {len(unmoved)} trainable weights unchanged: {unmoved}"
 
 
 def test_lookahead_follows_the_papers_update_rule():
@@ -125,15 +101,6 @@ def test_lookahead_refuses_bad_arguments():
         Lookahead(keras.optimizers.SGD(), slow_step_size=1.5)
 
 
-def test_l2_weight_decay_is_pytorch_style():
-    model = build_resnet(get_variant("tiny", **SMALL))
-    apply_l2_weight_decay(model, TrainConfig(weight_decay=1e-3))
-    expected = 1e-3 / 2 * sum(float(np.sum(w.numpy() ** 2)) for w in model.trainable_weights)
-    model(np.zeros((1, 32, 32, 3), "float32"))
-    assert float(sum(keras.ops.convert_to_numpy(loss) for loss in model.losses)) == \
-        pytest.approx(expected, rel=1e-4)
-
-
 @pytest.mark.parametrize("kwargs, message", [
     (dict(optimizer="lion"), "`optimizer` must be one of sgd, .*Received: optimizer='lion'"),
     (dict(schedule="linear"), "Received: schedule='linear'"),
@@ -142,6 +109,8 @@ def test_l2_weight_decay_is_pytorch_style():
     (dict(schedule="multistep"), "needs `milestones`"),
     (dict(warmup_epochs=2, schedule="step"), "applies to the cosine and one_cycle"),
     (dict(clip_value=-1.0), "`clip_value` must be positive or None"),
+    (dict(clip_value=0.1, global_clip_norm=1.0),
+     "Only one of .*Received: clip_value=0.1, global_clip_norm=1.0"),
     (dict(precision="fp8"), "Received: precision='fp8'"),
 ])
 def test_train_config_validation(kwargs, message):
@@ -171,7 +140,6 @@ def test_fit_writes_a_complete_run_folder(splits, tmp_path):
             "seconds"} <= set(rows[0])
     saved = json.load(open(os.path.join(run_dir, "metrics.json")))
     assert saved == json.loads(json.dumps(metrics))
-    assert 0 <= saved["tta_test_accuracy"] <= 1
     for key in ("test_accuracy", "test_loss", "trainable_params", "epochs_completed",
                 "resumed_from_epoch", "train_seconds", "images_per_second", "precision",
                 "jit", "backend", "device", "per_class_accuracy", "confusion_matrix"):
@@ -183,6 +151,10 @@ def test_fit_writes_a_complete_run_folder(splits, tmp_path):
     model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
     predicted = model.predict(splits.x_test.astype("float32"), verbose=0).argmax(axis=1)
     assert np.mean(predicted == splits.y_test) == pytest.approx(saved["test_accuracy"])
+    images = splits.x_test.astype("float32")
+    both = model.predict(images, verbose=0) + model.predict(images[:, :, ::-1], verbose=0)
+    assert np.mean(both.argmax(axis=1) == splits.y_test) == pytest.approx(
+        saved["tta_test_accuracy"])
     config = json.load(open(os.path.join(run_dir, "config.json")))
     assert config["variant"] == "tiny" and config["train"]["epochs"] == 3
 

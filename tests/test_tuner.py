@@ -83,11 +83,23 @@ def test_oracle_rejects_every_draw_over_budget_before_a_trial_exists():
     hp = keras_tuner.HyperParameters()
     space.declare(hp)
     oracle.update_space(hp)
+    proposals = []
+    within_budget = oracle._within_budget
+
+    def record(values):
+        proposals.append(dict(values))
+        return within_budget(values)
+
+    oracle._within_budget = record
     accepted = [oracle.populate_space(str(i)) for i in range(200)]
     params = [space.trainable_params(response["values"]) for response in accepted]
     assert all(response["status"] == "RUNNING" for response in accepted)
     assert max(params) <= 150_000
-    assert oracle.rejected_over_budget > 20  # the default space reaches millions
+    # Counted exactly: one rejection per proposal over budget, by an independent count.
+    over = sum(count_params(space.resolve(values)[0])["trainable"] > 150_000
+               for values in proposals)
+    assert oracle.rejected_over_budget == over == len(proposals) - 200
+    assert over > 20  # the default space reaches millions
     assert len({json.dumps(r["values"], sort_keys=True) for r in accepted}) == 200
     assert oracle.get_state()["rejected_over_budget"] == oracle.rejected_over_budget
 
@@ -183,21 +195,68 @@ def test_cli_error_has_no_traceback_in_a_subprocess():
     assert done.stderr.strip().count("\n") == 0 and "Received: tuner='nope'" in done.stderr
 
 
-def test_search_writes_every_output_and_resumes(image_folder, tmp_path, capsys):
+class Untouchable:
+    """Stands in for the test split: its length may be read, its contents may not."""
+
+    def __init__(self, array, touched):
+        self._length, self._touched = len(array), touched
+
+    def __len__(self):
+        return self._length
+
+    def _touch(self, what):
+        self._touched.append(what)
+        raise AssertionError(f"the tuner read the test split ({what})")
+
+    def __getattr__(self, name):
+        self._touch(name)
+
+    def __getitem__(self, index):
+        self._touch("[]")
+
+    def __iter__(self):
+        self._touch("iter")
+
+    def __array__(self, *args, **kwargs):
+        self._touch("array")
+
+
+def test_search_writes_every_output_and_resumes(image_folder, tmp_path, capsys, monkeypatch):
+    import keras_resnet.data
+
+    # Selection on validation, never test: the test split is there but cannot be read.
+    touched, load_data = [], keras_resnet.data.load_data
+
+    def load_without_test(*args, **kwargs):
+        data = load_data(*args, **kwargs)
+        return dataclasses.replace(data, x_test=Untouchable(data.x_test, touched),
+                                   y_test=Untouchable(data.y_test, touched))
+
+    monkeypatch.setattr(keras_resnet.data, "load_data", load_without_test)
     output = tmp_path / "search"
-    argv = [*TINY, "--data-dir", str(image_folder), "--output", str(output)]
+    # Base channels 32 are over the 20,000 budget: some draws must be rejected.
+    argv = [*TINY, "--base-channels", "4,32", "--data-dir", str(image_folder),
+            "--output", str(output)]
     first = search(capsys, *argv, "--max-trials", "1")
     assert [t["trial_id"] for t in first["trials"]] == ["0"]
     second = search(capsys, *argv, "--max-trials", "2")  # resumes: one new trial
     assert sorted(t["trial_id"] for t in second["trials"]) == ["0", "1"]
     assert sorted(p.name for p in (output / "search").glob("trial_*")) == ["trial_0", "trial_1"]
+    assert not touched
+    # The best configuration is the trial with the best validation accuracy.
+    assert second["trials"][0] == max(second["trials"],
+                                      key=lambda t: (t["val_accuracy"], -t["params"]))
     trial0 = {t["trial_id"]: t for t in second["trials"]}["0"]
     assert trial0 == first["trials"][0]
     for trial in second["trials"]:
         assert trial["params"] <= 20_000 and 0 <= trial["val_accuracy"] <= 1
         assert trial["hyperparameters"]["se"] in ("none", "stem")
     assert second["best_config"] == str(output / "best_config.json")
-    assert isinstance(second["rejected_over_budget"], int)
+    rejected = second["rejected_over_budget"]
+    saved = json.loads((output / "search" / "oracle.json").read_text())
+    assert rejected == saved["rejected_over_budget"] > 0
+    assert f"; {rejected} draw(s) rejected over budget before building;" in \
+        (output / "leaderboard.md").read_text()
     for name in ("leaderboard.md", "leaderboard.csv", "pareto.png", "best_config.json"):
         assert (output / name).stat().st_size > 0
     csv_lines = (output / "leaderboard.csv").read_text().splitlines()

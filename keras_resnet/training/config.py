@@ -124,6 +124,13 @@ class TrainConfig:
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise ValueError(f"`{name}` must be positive or None. Received: {name}={value!r}")
+        clipping = [name for name in ("clip_value", "clip_norm", "global_clip_norm")
+                    if getattr(self, name) is not None]
+        if len(clipping) > 1:
+            # Keras optimizers take one kind of clipping; refused here, before any data loads.
+            raise ValueError("Only one of `clip_value`, `clip_norm` and `global_clip_norm` can "
+                             "be set. Received: " + ", ".join(
+                                 f"{name}={getattr(self, name)!r}" for name in clipping))
         fractions = (("label_smoothing", 0, 1), ("val_split", 0, 1), ("momentum", 0, 1),
                      ("decay_rate", 0, 1), ("weight_decay", 0, 1))
         for name, low, high in fractions:

@@ -95,7 +95,9 @@ def build_learning_rate(config, steps_per_epoch):
             rate, config.decay_epochs * steps_per_epoch, config.decay_rate,
             staircase=config.schedule == "step")
     if config.schedule == "multistep":
-        boundaries = [int(m * steps_per_epoch) for m in config.milestones]
+        # PiecewiseConstantDecay keeps the old value at step == boundary; PyTorch's
+        # MultiStepLR runs the whole milestone epoch at the new one.
+        boundaries = [int(m * steps_per_epoch) - 1 for m in config.milestones]
         values = [rate * config.decay_rate ** i for i in range(len(boundaries) + 1)]
         return schedules.PiecewiseConstantDecay(boundaries, values)
     if config.schedule == "one_cycle":
