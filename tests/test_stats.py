@@ -77,6 +77,7 @@ def test_welch_interval_flags_a_clear_difference():
     # Swapped, the interval is mirrored.
     swapped = stats.welch_interval(b, a)
     assert (swapped["low"], swapped["high"]) == pytest.approx((-result["high"], -result["low"]))
+    assert swapped["significant"] and swapped["high"] < 0
 
 
 def test_welch_interval_needs_two_values_per_group():
