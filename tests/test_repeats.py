@@ -61,12 +61,15 @@ def test_summary_holds_mean_std_min_max_of_every_final_metric(repeated):
 def test_curves_are_per_epoch_means_with_a_band(repeated):
     run_dir, summary = repeated
     histories = [repeats.read_history(os.path.join(run_dir, f"seed-{s}")) for s in (3, 5)]
-    curve = summary["curves"]["val_accuracy"]
-    assert len(curve["mean"]) == 2
-    for epoch in range(2):
-        points = [h[epoch]["val_accuracy"] for h in histories]
-        assert curve["mean"][epoch] == pytest.approx(sum(points) / 2)
-        assert curve["std"][epoch] == pytest.approx(abs(points[0] - points[1]) / 2 ** 0.5)
+    assert set(summary["curves"]) == set(repeats.CURVES)
+    for name in repeats.CURVES:
+        curve = summary["curves"][name]
+        assert len(curve["mean"]) == 2
+        for epoch in range(2):
+            points = [h[epoch][name] for h in histories]
+            assert curve["mean"][epoch] == pytest.approx(sum(points) / 2)
+            assert curve["std"][epoch] == pytest.approx(abs(points[0] - points[1]) / 2 ** 0.5)
+    assert summary["curves"]["loss"]["std"][0] > 0  # the seeds' curves do differ
     assert open(os.path.join(run_dir, "curves.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
 
 
