@@ -69,7 +69,8 @@ def tiny_space(budget, ranges=None):
                        ranges or {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}, budget)
 
 
-@pytest.mark.parametrize("module", ["tuner.space", "tuner.results", "tuner.studies"])
+@pytest.mark.parametrize("module", ["tuner.space", "tuner.results", "tuner.studies",
+                                    "tuner.final"])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -163,6 +164,8 @@ def test_pareto_front_and_study_tables():
     (["--study", "schedules"], "Received: study='schedules'"),
     (["--channels", "8,16", "--base-channels", "8"], "not both"),
     (["--max-trials", "0"], "Received: max_trials=0"),
+    (["--final-seeds", "-1"], "Received: final_seeds=-1"),
+    (["--final-top", "0"], "Received: final_top=0"),
 ])
 def test_cli_errors_are_one_line(capsys, argv, message):
     assert run_main(main, argv) == 2
