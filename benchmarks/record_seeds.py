@@ -84,16 +84,16 @@ def main(argv=None):
         json.dump(record, handle, indent=2, default=str)
     load = record["load"]
     lines = [f"# {args.name}", "",
-             f"Machine: {record['machine']}, {record['device']}. Recorded {record['recorded']} "
-             "by `python benchmarks/record_seeds.py`."]
+             (f"Machine: {record['machine']}, {record['device']}. Recorded "
+              f"{record['recorded']} by `python benchmarks/record_seeds.py`.")]
     if load:
         lines.append(f"Load average (1 min) during the runs, {load['samples']} samples "
                      f"{load['first']} to {load['last']}: mean {load['mean']}, min "
                      f"{load['min']}, max {load['max']} on {record['machine']['cores']} "
                      "cores; the machine was shared, so seconds and images/s are lower "
                      "bounds and their ratio is noisy.")
-    lines += ["", "| run | command | wall time of the command | load average during it "
-              "(mean, min-max) |", "|---|---|---|---|"]
+    lines += ["", ("| run | command | wall time of the command | load average during it "
+                   "(mean, min-max) |"), "|---|---|---|---|"]
     lines += [f"| {r['run']} | `{r['command']}` | {r['wall_seconds']:.0f} s "
               f"({r['wall_seconds'] / 60:.1f} min) | "
               + (f"{r['load']['mean']} ({r['load']['min']}-{r['load']['max']})" if r["load"]

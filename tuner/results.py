@@ -81,8 +81,8 @@ def write_leaderboard(rows, output, header=""):
                                if seeded else []))
     lines = [header.rstrip(), ""] if header else []
     extra = " val_accuracy over seeds |" if seeded else ""
-    lines += [f"| rank | trial | params | val_accuracy |{extra} hyperparameters | seconds | "
-              "rss_mb |", "|---|---|---|---|---|---|---|" + ("---|" if seeded else "")]
+    lines += [(f"| rank | trial | params | val_accuracy |{extra} hyperparameters | seconds | "
+               "rss_mb |"), "|---|---|---|---|---|---|---|" + ("---|" if seeded else "")]
     for rank, row in enumerate(rows, 1):
         spread = ""
         if seeded:

@@ -214,8 +214,8 @@ def summary_markdown(summary):
     """The `summary.md` table: one row per metric, mean +- std, min, max, and each seed."""
     seeds = summary["seeds"]
     lines = [f"# {summary['variant']}: {len(seeds)} seeds ({', '.join(map(str, seeds))})", "",
-             f"Precision {summary['precision']} on {summary['device']}. Standard deviation "
-             "with n - 1; each seed's run is in `seed-<n>/`.", "",
+             (f"Precision {summary['precision']} on {summary['device']}. Standard deviation "
+              "with n - 1; each seed's run is in `seed-<n>/`."), "",
              "| metric | mean | std | min | max | " + " | ".join(f"seed {s}" for s in seeds)
              + " |", "|---" * (5 + len(seeds)) + "|"]
     for name, values in summary["metrics"].items():
