@@ -52,6 +52,8 @@ def main(argv=None):
     parser.add_argument("--name", required=True)
     parser.add_argument("--load-log", help="file of '<time> <loadavg>' samples")
     parser.add_argument("--note", action="append", default=[], help="a line for the notes")
+    parser.add_argument("--results-dir", default=os.path.join(HERE, "results"),
+                        help="where NAME.json and NAME.md go (default benchmarks/results)")
     parser.add_argument("runs", nargs="+", help="RUN_DIR=WALL_SECONDS=COMMAND")
     args = parser.parse_args(argv)
     runs, summaries, walls, commands, loads = [], [], [], [], []
@@ -79,8 +81,8 @@ def main(argv=None):
         "speed_ratio_to_first": [round(s / speed[0], 3) for s in speed],
         "notes": args.note,
     }
-    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-    with open(os.path.join(HERE, "results", f"{args.name}.json"), "w") as handle:
+    os.makedirs(args.results_dir, exist_ok=True)
+    with open(os.path.join(args.results_dir, f"{args.name}.json"), "w") as handle:
         json.dump(record, handle, indent=2, default=str)
     load = record["load"]
     lines = [f"# {args.name}", "",
@@ -110,7 +112,7 @@ def main(argv=None):
             for name in metrics))
     if args.note:
         lines += ["", "Notes:"] + [f"- {note}" for note in args.note]
-    with open(os.path.join(HERE, "results", f"{args.name}.md"), "w") as handle:
+    with open(os.path.join(args.results_dir, f"{args.name}.md"), "w") as handle:
         handle.write("\n".join(lines) + "\n")
     return 0
 
