@@ -46,6 +46,7 @@ TRAINING_FLAGS = (
 def build_parser():
     from keras_resnet import cli, variants
     from keras_resnet.data.augment import parse_augment
+    from keras_resnet.training.repeats import parse_seeds
 
     parser = cli.ArgumentParser(
         prog="train.py", description="Build, train and evaluate a compact ResNet.")
@@ -90,6 +91,11 @@ def build_parser():
     run.add_argument("--compile-cache", default="auto",
                      help="JAX: keep compiled steps in this folder, so that a rerun skips "
                           "compilation; auto (~/.cache/keras_resnet/jax) or off")
+    run.add_argument("--seeds", type=cli.argument_type(parse_seeds), default=None,
+                     help="train once per seed into OUTPUT/seed-<n>/ and write OUTPUT/summary.md "
+                          "(mean, std, min, max), e.g. 0,1,2")
+    run.add_argument("--repeats", type=int, default=None,
+                     help="like --seeds with seeds --seed .. --seed + N - 1")
     run.add_argument("--export", default=None,
                      help="after training, export these formats (see keras_resnet.export)")
     return parser
@@ -205,6 +211,13 @@ def main(argv=None):
 
     # Before the data is read: a wrong --output should not cost a minute of loading.
     check_run_dir(output, args.resume)
+    from keras_resnet.training import repeats
+
+    seeds = repeats.resolve_seeds(args.seeds, args.repeats, train_config.seed, output,
+                                  args.resume)
+    if seeds is not None and args.export:
+        raise ValueError("--export exports one model; export one seed's run instead. "
+                         f"Received: export={args.export!r} with seeds={list(seeds)}")
     export_formats = None
     if args.export:
         from keras_resnet.export import check_formats
@@ -232,9 +245,17 @@ def main(argv=None):
     runtime.enable_compile_cache(args.compile_cache)
     try:
         # Keras' live progress bar into a file or pipe is a wall of text: one line per epoch.
+        verbose = "auto" if sys.stdout.isatty() else 2
+        if seeds is not None:
+            summary = repeats.run_repeats(config, train_config, data, output, seeds,
+                                          variant=variant, resume=args.resume,
+                                          data_info=data_info, verbose=verbose)
+            print(repeats.summary_markdown(summary))
+            cli.print_json_line({"run_dir": output, "seeds": summary["seeds"], **{
+                name: values["mean"] for name, values in summary["metrics"].items()}})
+            return 0
         metrics = fit.fit(config, train_config, data, output, variant=variant,
-                          resume=args.resume, data_info=data_info,
-                          verbose="auto" if sys.stdout.isatty() else 2)
+                          resume=args.resume, data_info=data_info, verbose=verbose)
     except fit.TrainingDiverged as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_DIVERGED

@@ -69,7 +69,8 @@ def tiny_space(budget, ranges=None):
                        ranges or {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}, budget)
 
 
-@pytest.mark.parametrize("module", ["tuner.space", "tuner.results", "tuner.studies"])
+@pytest.mark.parametrize("module", ["tuner.space", "tuner.results", "tuner.studies",
+                                    "tuner.final"])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
@@ -175,6 +176,8 @@ def test_pareto_front_and_study_tables():
     (["--study", "schedules"], "Received: study='schedules'"),
     (["--channels", "8,16", "--base-channels", "8"], "not both"),
     (["--max-trials", "0"], "Received: max_trials=0"),
+    (["--final-seeds", "-1"], "Received: final_seeds=-1"),
+    (["--final-top", "0"], "Received: final_top=0"),
 ])
 def test_cli_errors_are_one_line(capsys, argv, message):
     assert run_main(main, argv) == 2
@@ -428,3 +431,70 @@ def test_trial_memory_unregisters_only_the_trials_custom_gradients():
     assert len(_custom_gradient_names() - kept) == 1
     memory.end()
     assert _custom_gradient_names() == kept
+
+
+def test_final_seeds_rerank_so_a_lucky_draw_does_not_win(tmp_path):
+    from tuner import final
+
+    # Trial "a" won the search by a lucky draw; over fresh seeds "b" is better on average.
+    rows = [{"trial_id": t, "params": 100, "val_accuracy": v, "hyperparameters": {"x": t},
+             "seconds": 1.0, "rss_mb": 500.0}
+            for t, v in (("a", 0.9), ("b", 0.8), ("c", 0.7))]
+    true_scores = {"a": [0.60, 0.62, 0.61], "b": [0.70, 0.72, 0.71]}
+    calls = []
+
+    def train(hypermodel, values, seed, epochs):
+        calls.append((values["x"], seed, epochs))
+        return true_scores[values["x"]][seed - 1]
+
+    class Model:
+        space = tiny_space(20_000)
+
+    ranked = final.reevaluate(Model(), rows, final.final_seeds(0, 3), 2, str(tmp_path), 4,
+                              log=lambda line: None, train=train)
+    assert [row["trial_id"] for row in ranked] == ["b", "a", "c"]
+    assert ranked[0]["seed_mean"] == pytest.approx(0.71)
+    assert ranked[0]["seed_std"] == pytest.approx(0.01)
+    assert ranked[0]["seed_scores"] == {"1": 0.70, "2": 0.72, "3": 0.71}
+    assert "seed_mean" not in ranked[2]
+    assert sorted(calls) == [(t, s, 4) for t in "ab" for s in (1, 2, 3)]
+    # Rerun: every score is on disk, nothing trains again; other epochs start over.
+    calls.clear()
+    again = final.reevaluate(Model(), rows, (1, 2, 3), 2, str(tmp_path), 4, log=lambda l: None,
+                             train=train)
+    assert calls == [] and again == ranked
+    final.reevaluate(Model(), rows, (1, 2, 3), 1, str(tmp_path), 5, log=lambda l: None,
+                     train=train)
+    assert len(calls) == 3
+
+    results.write_leaderboard(ranked, str(tmp_path))
+    board = (tmp_path / "leaderboard.md").read_text()
+    assert "| 1 | b | 100 | 0.8000 | 0.7100 +- 0.0100 (n=3) | x=b |" in board
+    assert "| 3 | c | 100 | 0.7000 | - | x=c |" in board
+    assert (tmp_path / "leaderboard.csv").read_text().splitlines()[0].endswith(
+        "val_accuracy_seed_mean,val_accuracy_seed_std,seeds")
+
+
+def test_seeded_space_trains_with_its_seed():
+    from tuner.final import SeededSpace
+
+    space = tiny_space(20_000)
+    model, train, _ = SeededSpace(space, 7).resolve({})
+    assert train.seed == 7 and (model, space.resolve({})[1].seed) == (space.resolve({})[0], 0)
+    assert SeededSpace(space, 7).param_budget == 20_000
+
+
+@pytest.mark.slow
+def test_search_with_final_seeds(image_folder, tmp_path, capsys):
+    output = tmp_path / "search"
+    result = search(capsys, *TINY, "--data-dir", str(image_folder), "--output", str(output),
+                    "--max-trials", "2", "--final-seeds", "2", "--final-top", "1")
+    best = result["trials"][0]
+    assert sorted(best["seed_scores"]) == ["1", "2"]
+    assert best["seed_mean"] == pytest.approx(sum(best["seed_scores"].values()) / 2)
+    assert "seed_mean" not in result["trials"][1]
+    saved = json.loads((output / "final_seeds.json").read_text())
+    assert saved["scores"][best["trial_id"]] == best["seed_scores"]
+    assert "+- " in (output / "leaderboard.md").read_text()
+    trial = json.loads((output / "best_trial.json").read_text())["search"]
+    assert trial["seed_scores"] == best["seed_scores"]

@@ -36,6 +36,12 @@ def build_parser():
                         help="most trainable parameters; larger draws are rejected before "
                              "anything is built (default 5,000,000)")
     search.add_argument("--seed", type=int, default=0, help="seed of the oracle and training")
+    search.add_argument("--final-seeds", type=int, default=0,
+                        help="retrain the --final-top best trials with N fresh seeds each and "
+                             "rank them by the mean, so a lucky draw does not win (default 0: "
+                             "off)")
+    search.add_argument("--final-top", type=int, default=3,
+                        help="trials --final-seeds retrains (default 3)")
     space = parser.add_argument_group(
         "search space: a dimension flag sets its range and tunes it; one value fixes it. "
         "Lists a,b,c; ranges lo:hi, lo:hi:log, lo:hi:step")
@@ -103,6 +109,11 @@ def _checked_positive(args):
     for name in ("max_trials", "epochs", "executions_per_trial", "param_budget"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. "
+                             f"Received: {name}={getattr(args, name)}")
+    for name in ("final_seeds", "final_top"):
+        if getattr(args, name) < (0 if name == "final_seeds" else 1):
+            raise ValueError(f"--{name.replace('_', '-')} must be "
+                             f"{'non-negative' if name == 'final_seeds' else 'positive'}. "
                              f"Received: {name}={getattr(args, name)}")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
         raise ValueError(f"--steps-per-epoch must be positive. "
@@ -207,12 +218,21 @@ def main(argv=None):
         return 0
 
     rows = results.collect_trials(tuner.oracle, space)
+    final_note = ""
+    if args.final_seeds and rows:
+        from tuner import final
+
+        seeds = final.final_seeds(args.seed, args.final_seeds)
+        rows = final.reevaluate(model, rows, seeds, args.final_top, output, args.epochs)
+        final_note = (f" The best {min(args.final_top, len(rows))} trial(s) were retrained with "
+                      f"seeds {', '.join(map(str, seeds))} (not the search's) and are ranked "
+                      "first, by their mean.")
     rejected = tuner.oracle.rejected_over_budget
     header = (f"# Search `{kind}` from `{variant}`\n\nBudget {args.param_budget:,} trainable "
               f"parameters; {rejected} draw(s) rejected over budget before building; "
               f"{args.epochs} epoch(s) per trial"
               + (f" of {args.steps_per_epoch} steps" if args.steps_per_epoch else "")
-              + f"; selection on the validation split ({len(data.x_val)} images).")
+              + f"; selection on the validation split ({len(data.x_val)} images)." + final_note)
     results.write_leaderboard(rows, output, header)
     best_config = None
     if rows:
@@ -222,11 +242,14 @@ def main(argv=None):
         if study:
             with open(os.path.join(output, "study.md"), "w") as handle:
                 handle.write(studies.study_table(study, rows, args.epochs, args.steps_per_epoch))
-        print(f"best: trial {rows[0]['trial_id']}, val_accuracy {rows[0]['val_accuracy']:.4f}, "
-              f"{rows[0]['params']:,} parameters -> {best_config}", flush=True)
+        mean = (f" (over seeds {rows[0]['seed_mean']:.4f} +- {rows[0]['seed_std']:.4f})"
+                if "seed_mean" in rows[0] else "")
+        print(f"best: trial {rows[0]['trial_id']}, val_accuracy {rows[0]['val_accuracy']:.4f}"
+              f"{mean}, {rows[0]['params']:,} parameters -> {best_config}", flush=True)
     cli.print_json_line({
         "trials": [{k: row[k] for k in ("trial_id", "params", "val_accuracy", "hyperparameters",
-                                        "seconds", "images_per_second", "rss_mb")}
+                                        "seconds", "images_per_second", "rss_mb",
+                                        "seed_mean", "seed_std", "seed_scores") if k in row}
                    for row in rows],
         "best_config": best_config, "rejected_over_budget": rejected, "output": output})
     if not rows:

@@ -9,6 +9,7 @@ from tuner.space import atomic_write_json
 
 LEADERBOARD_COLUMNS = ("trial", "params", "val_accuracy", "hyperparameters", "seconds",
                        "images_per_second", "rss_mb")
+SEED_COLUMNS = ("val_accuracy_seed_mean", "val_accuracy_seed_std", "seeds")
 
 
 def collect_trials(oracle, space):
@@ -62,26 +63,39 @@ def _format_number(value, digits=4):
 
 
 def write_leaderboard(rows, output, header=""):
-    """Writes `leaderboard.md` and `leaderboard.csv` in `output`; returns their paths."""
+    """Writes `leaderboard.md` and `leaderboard.csv` in `output`; returns their paths.
+
+    Rows retrained over seeds (`tuner.final.reevaluate`) add a column of their mean +- std.
+    """
     md_path = os.path.join(output, "leaderboard.md")
     csv_path = os.path.join(output, "leaderboard.csv")
+    seeded = any("seed_mean" in row for row in rows)
     with open(csv_path, "w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(LEADERBOARD_COLUMNS)
+        writer.writerow(LEADERBOARD_COLUMNS + (SEED_COLUMNS if seeded else ()))
         for row in rows:
             writer.writerow([row["trial_id"], row["params"], f"{row['val_accuracy']:.4f}",
                              _format_values(row["hyperparameters"]),
                              _format_number(row["seconds"]),
-                             _format_number(row["images_per_second"]),
-                             _format_number(row["rss_mb"])])
+                             _format_number(row.get("images_per_second")),
+                             _format_number(row["rss_mb"])]
+                            + ([_format_number(row.get("seed_mean")),
+                                _format_number(row.get("seed_std")), row.get("seed_n", "")]
+                               if seeded else []))
     lines = [header.rstrip(), ""] if header else []
-    lines += ["| rank | trial | params | val_accuracy | hyperparameters | seconds | images/s "
-              "| rss_mb |", "|---|---|---|---|---|---|---|---|"]
+    extra = " val_accuracy over seeds |" if seeded else ""
+    lines += [(f"| rank | trial | params | val_accuracy |{extra} hyperparameters | seconds | "
+               "images/s | rss_mb |"), "|---|---|---|---|---|---|---|---|" + ("---|" if seeded else "")]
     for rank, row in enumerate(rows, 1):
+        spread = ""
+        if seeded:
+            spread = (f" {row['seed_mean']:.4f} +- {row['seed_std']:.4f} (n={row['seed_n']}) |"
+                      if "seed_mean" in row else " - |")
         lines.append(
-            f"| {rank} | {row['trial_id']} | {row['params']:,} | {row['val_accuracy']:.4f} | "
-            f"{_format_values(row['hyperparameters'])} | {_format_number(row['seconds'], 3)} | "
-            f"{_format_number(row['images_per_second'], 4)} | "
+            f"| {rank} | {row['trial_id']} | {row['params']:,} | {row['val_accuracy']:.4f} |"
+            f"{spread} {_format_values(row['hyperparameters'])} | "
+            f"{_format_number(row['seconds'], 3)} | "
+            f"{_format_number(row.get('images_per_second'), 4)} | "
             f"{_format_number(row['rss_mb'], 4)} |")
     with open(md_path, "w") as handle:
         handle.write("\n".join(lines) + "\n")
@@ -162,7 +176,8 @@ def write_best_config(row, space, variant, data_info, path, full_epochs=None):
         "data": {"dataset": data_info.get("dataset", "cifar10"),
                  "data_dir": data_info.get("data_dir")},
         "search": {"trial_id": row["trial_id"], "val_accuracy": row["val_accuracy"],
-                   "params": row["params"], "hyperparameters": row["hyperparameters"]},
+                   "params": row["params"], "hyperparameters": row["hyperparameters"],
+                   **{k: row[k] for k in ("seed_scores", "seed_mean", "seed_std") if k in row}},
     }
     atomic_write_json(path, {k: v for k, v in payload.items() if k != "search"})
     atomic_write_json(os.path.join(os.path.dirname(path), "best_trial.json"), payload)

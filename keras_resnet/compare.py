@@ -1,0 +1,161 @@
+"""`python -m keras_resnet.compare RUN_A RUN_B ...`: is a difference more than the noise?
+
+Each RUN is a repeated run's folder (`train.py --seeds ...`, holding `summary.json`). The
+command prints a table of every run's mean +- standard deviation, then, for each run after
+the first (the baseline), the difference of means with a Welch t confidence interval
+(`keras_resnet.stats.welch_interval`) and a plain verdict: a difference whose interval
+contains 0 is within the noise of that many seeds. Runs after the first are each compared
+with the baseline, with no correction for making several comparisons. The last line is
+JSON.
+"""
+
+import json
+import os
+import sys
+
+from keras_resnet import cli
+from keras_resnet.stats import welch_interval
+
+DEFAULT_METRICS = ("test_accuracy", "tta_test_accuracy", "val_accuracy", "test_loss",
+                   "images_per_second", "train_seconds")
+# Accuracies read best as percentage points; the rest in their own units.
+PERCENT = ("test_accuracy", "tta_test_accuracy", "val_accuracy")
+
+
+def build_parser():
+    parser = cli.ArgumentParser(
+        prog="python -m keras_resnet.compare",
+        description="Compare repeated runs (train.py --seeds): mean +- std per run, and the "
+                    "difference of means with a Welch t confidence interval against the "
+                    "first run.")
+    parser.add_argument("runs", nargs="+", metavar="RUN",
+                        help="folders written by train.py --seeds; the first is the baseline")
+    parser.add_argument("--metrics", type=lambda text: tuple(text.split(",")), default=None,
+                        help=f"comma-separated (default: those every run has of "
+                             f"{', '.join(DEFAULT_METRICS)})")
+    parser.add_argument("--confidence", type=float, default=0.95,
+                        help="confidence level of the interval (default 0.95)")
+    return parser
+
+
+def read_summary(run):
+    """Reads `run/summary.json`.
+
+    Raises:
+        ValueError: if `run` is not a finished repeated run.
+    """
+    path = os.path.join(run, "summary.json")
+    if not os.path.isdir(run):
+        raise ValueError(f"{run} is not a folder; expected a run folder written by train.py "
+                         f"--seeds. Received: run={run!r}")
+    if not os.path.exists(path):
+        raise ValueError(f"{run} has no summary.json; expected a run folder written by "
+                         f"train.py --seeds (an unfinished one: rerun it with --resume). "
+                         f"Received: run={run!r}")
+    try:
+        with open(path) as handle:
+            summary = json.load(handle)
+    except ValueError:
+        summary = None
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+        raise ValueError(f"{path} is not a summary written by train.py --seeds. "
+                         f"Received: run={run!r}")
+    return summary
+
+
+def _format(value, metric, signed=False):
+    sign = "+" if signed else ""
+    if metric in PERCENT:
+        return f"{100 * value:{sign}.2f}"
+    if metric == "test_loss":
+        return f"{value:{sign}.4f}"
+    return f"{value:{sign}.1f}"
+
+
+def _unit(metric):
+    return " (%)" if metric in PERCENT else ""
+
+
+def compare(runs, summaries, metrics, confidence=0.95):
+    """Formats the comparison and returns `(markdown, rows)`.
+
+    Args:
+        runs: list of str, the run folders as given (their labels).
+        summaries: list of dicts from `read_summary`, same order.
+        metrics: sequence of metric names present in every summary.
+        confidence: float in (0, 1). Defaults to `0.95`.
+
+    Returns:
+        A markdown string and a list of dicts, one per (run, metric) difference against the
+        first run, with the keys of `keras_resnet.stats.welch_interval` plus `run`,
+        `baseline` and `metric`.
+    """
+    level = f"{100 * confidence:g}%"
+    lines = ["| run | seeds | precision | " + " | ".join(
+        f"{metric}{_unit(metric)}" for metric in metrics) + " |", "|---" * (3 + len(metrics))
+        + "|"]
+    for run, summary in zip(runs, summaries):
+        cells = [f"{_format(summary['metrics'][m]['mean'], m)} +- "
+                 f"{_format(summary['metrics'][m]['std'], m)}" for m in metrics]
+        lines.append(f"| {run} | {len(summary['seeds'])} | {summary.get('precision')} | "
+                     + " | ".join(cells) + " |")
+    lines += ["", f"Difference of means against {runs[0]}, with Welch's t {level} interval:",
+              "", f"| run | metric | difference | {level} interval | df | ratio of means | verdict |",
+              "|---|---|---|---|---|---|---|"]
+    rows, sentences = [], []
+    for run, summary in zip(runs[1:], summaries[1:]):
+        for metric in metrics:
+            result = welch_interval(summaries[0]["metrics"][metric], summary["metrics"][metric],
+                                    confidence)
+            verdict = "differs" if result["significant"] else "within the noise"
+            base = summaries[0]["metrics"][metric]["mean"]
+            ratio = f"{summary['metrics'][metric]['mean'] / base:.3f}" if base else "-"
+            lines.append(
+                f"| {run} | {metric}{_unit(metric)} | "
+                f"{_format(result['difference'], metric, True)} | "
+                f"[{_format(result['low'], metric, True)}, "
+                f"{_format(result['high'], metric, True)}] | {result['df']:.1f} | {ratio} | {verdict} |")
+            rows.append({"run": run, "baseline": runs[0], "metric": metric, **result})
+            if result["significant"]:
+                higher = "higher" if result["difference"] > 0 else "lower"
+                sentences.append(
+                    f"- {metric}: {run} is {higher} than {runs[0]} by "
+                    f"{_format(abs(result['difference']), metric)}"
+                    f"{' percentage points' if metric in PERCENT else ''}; the "
+                    f"{level} interval excludes 0.")
+            else:
+                sentences.append(
+                    f"- {metric}: the difference between {run} and {runs[0]} is within the "
+                    f"noise: the {level} interval contains 0.")
+    return "\n".join(lines + [""] + sentences) + "\n", rows
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    if len(args.runs) < 2:
+        raise ValueError(f"Give at least two run folders to compare. Received: runs={args.runs}")
+    if not 0.0 < args.confidence < 1.0:
+        raise ValueError(f"--confidence must be in (0, 1). Received: confidence={args.confidence}")
+    summaries = [read_summary(run) for run in args.runs]
+    for run, summary in zip(args.runs, summaries):
+        if len(summary.get("seeds", [])) < 2:
+            raise ValueError(f"{run} has {len(summary.get('seeds', []))} seed(s); a confidence "
+                             f"interval needs at least 2 per run. Received: run={run!r}")
+    if args.metrics is None:
+        metrics = [m for m in DEFAULT_METRICS if all(m in s["metrics"] for s in summaries)]
+    else:
+        metrics = list(args.metrics)
+        for run, summary in zip(args.runs, summaries):
+            missing = [m for m in metrics if m not in summary["metrics"]]
+            if missing:
+                raise ValueError(f"{run} has no {', '.join(missing)}; it has "
+                                 f"{', '.join(summary['metrics'])}. Received: "
+                                 f"metrics={','.join(metrics)}")
+    markdown, rows = compare(args.runs, summaries, metrics, args.confidence)
+    print(markdown)
+    cli.print_json_line({"confidence": args.confidence, "differences": rows})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(cli.run_main(main))
