@@ -76,7 +76,7 @@ def peak_gflops(size=2048, repeats=5):
 
 def _machine():
     sys.path.insert(0, ROOT)
-    from keras_resnet.bench import machine_info
+    from keras_resnet.training.runtime import machine_info
 
     return {**machine_info(), "load_average_at_start": os.getloadavg()}
 

@@ -19,7 +19,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 
 def main(argv=None):
-    from keras_resnet.bench import machine_info
+    from keras_resnet.training.runtime import machine_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True)

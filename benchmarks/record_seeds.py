@@ -45,7 +45,7 @@ def run_window(run_dir):
 
 
 def main(argv=None):
-    from keras_resnet.bench import machine_info
+    from keras_resnet.training.runtime import machine_info
     from keras_resnet.compare import DEFAULT_METRICS, compare, read_summary
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
