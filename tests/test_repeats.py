@@ -139,3 +139,22 @@ def test_train_cli_rejects_bad_repeat_flags_in_one_line(flags, message, tmp_path
     error = capsys.readouterr().err
     assert code == 2 and message in error and len(error.strip().splitlines()) == 1
     assert not output.exists()  # nothing half-written
+
+
+@pytest.mark.slow
+def test_train_cli_seeds_and_resume(tmp_path, capsys):
+    from test_train_run import SMALL_FLAGS, make_image_folder
+
+    images = make_image_folder(tmp_path / "images")
+    output = str(tmp_path / "run")
+    argv = [*SMALL_FLAGS, "--data-dir", images, "--epochs", "1", "--output", output]
+    assert run_main(train.main, [*argv, "--repeats", "2", "--seed", "4"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["seeds"] == [4, 5] and 0 <= result["test_accuracy"] <= 1
+    summary = json.load(open(os.path.join(output, "summary.json")))
+    assert result["test_accuracy"] == summary["metrics"]["test_accuracy"]["mean"]
+    # --resume without --seeds finds the seeds in the folder; finished ones are skipped.
+    assert run_main(train.main, ["--output", output, "--resume"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 4 (1/2): done, skipped" in out and "seed 5 (2/2): done, skipped" in out
+    assert json.loads(out.strip().splitlines()[-1])["seeds"] == [4, 5]

@@ -29,6 +29,9 @@ keras-tuner, under a trainable-parameter budget:
   and trims the C heap, so memory stays flat (benchmarks/results/tuner_memory.md).
 - `tuner.results`: `leaderboard.md`, `leaderboard.csv`, `pareto.png` and
   `best_config.json` (a `train.py --config` file for a full-length run).
+- `tuner.final`: `--final-seeds N` retrains the `--final-top` best trials with N seeds the
+  search did not use and ranks them by their mean, so one lucky draw does not name the
+  best; the leaderboard shows their mean +- std.
 - `tuner.studies`: the papers' comparisons as grid searches (`--study optimizers`,
   `adam-lr`, `batch-lr-grid`) writing `study.md` beside the published numbers.
 

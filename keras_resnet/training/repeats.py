@@ -234,7 +234,7 @@ def plot_curves(curves, path, count):
     import matplotlib
 
     matplotlib.use("Agg")
-    from matplotlib import pyplot
+    from matplotlib import pyplot, ticker
 
     figure, axes = pyplot.subplots(1, 2, figsize=(10, 4))
     for axis, kind in zip(axes, ("accuracy", "loss")):
@@ -248,6 +248,7 @@ def plot_curves(curves, path, count):
                               [m + s for m, s in zip(mean, std)], color=line.get_color(),
                               alpha=0.2, label=f"{name} +-1 std")
         axis.set_xlabel("epoch")
+        axis.xaxis.set_major_locator(ticker.MaxNLocator(integer=True))
         axis.set_ylabel(kind)
         axis.grid(alpha=0.3)
         axis.legend()
