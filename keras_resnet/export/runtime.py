@@ -16,6 +16,19 @@ import numpy as np
 EVAL_BATCH_SIZE = 250
 
 
+def quantize(images, scale, zero_point, dtype):
+    """Raw pixels to a model's input type: `round(x / scale) + zero_point`, saturated.
+
+    A `scale` of 0 is TFLite's "not quantized": the images are only cast.
+    """
+    dtype = np.dtype(dtype)
+    if not scale:
+        return np.asarray(images).astype(dtype)
+    info = np.iinfo(dtype)
+    quantized = np.round(np.asarray(images, np.float32) / scale + zero_point)
+    return np.clip(quantized, info.min, info.max).astype(dtype)
+
+
 class Predictor:
     """Maps a batch of raw 0-255 images `(n, height, width, channels)` to probabilities.
 
@@ -89,15 +102,6 @@ class TFLitePredictor(Predictor):
         self.batch_size = None
         super().__init__(name, self.input["shape"][1:])
 
-    def _quantize(self, images):
-        scale, zero_point = self.input["quantization"]
-        dtype = np.dtype(self.input["dtype"])
-        if not scale:
-            return images.astype(dtype)
-        info = np.iinfo(dtype)
-        quantized = np.round(images.astype(np.float32) / scale + zero_point)
-        return np.clip(quantized, info.min, info.max).astype(dtype)
-
     def predict_batch(self, images):
         if len(images) != self.batch_size:
             # Resizing re-plans the graph: do it only when the batch size changes.
@@ -105,7 +109,9 @@ class TFLitePredictor(Predictor):
                                                                        *self.input_shape])
             self.interpreter.allocate_tensors()
             self.batch_size = len(images)
-        self.interpreter.set_tensor(self.input["index"], self._quantize(images))
+        scale, zero_point = self.input["quantization"]
+        self.interpreter.set_tensor(self.input["index"],
+                                   quantize(images, scale, zero_point, self.input["dtype"]))
         self.interpreter.invoke()
         outputs = self.interpreter.get_tensor(self.output["index"])
         scale, zero_point = self.output["quantization"]
