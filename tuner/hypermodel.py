@@ -60,11 +60,10 @@ class ResNetHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         model_config, train_config, _ = self.space.resolve(hp.values)
-        params = count_params(model_config)["trainable"]
-        if params > self.space.param_budget:
+        if not self.space.within_budget(hp.values):
             # The oracle rejects these before a trial exists; never build one regardless.
             raise keras_tuner.errors.FailedTrialError(
-                f"{params:,} parameters over the budget of {self.space.param_budget:,}")
+                f"over budget: {self.space.footprint(hp.values)}")
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
         try:
@@ -157,7 +156,7 @@ class BudgetOracleMixin:
     def _within_budget(self, values):
         values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
         try:
-            return self.search_space.trainable_params(values) <= self.search_space.param_budget
+            return self.search_space.within_budget(values)
         except ValueError:
             return False  # an invalid combination is no better than an oversized one
 
