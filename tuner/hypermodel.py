@@ -60,10 +60,10 @@ class ResNetHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         model_config, train_config, _ = self.space.resolve(hp.values)
-        if not self.space.within_budget(hp.values):
+        excess = self.space.budget_excess(hp.values)
+        if excess:
             # The oracle rejects these before a trial exists; never build one regardless.
-            raise keras_tuner.errors.FailedTrialError(
-                f"over budget: {self.space.footprint(hp.values)}")
+            raise keras_tuner.errors.FailedTrialError(excess)
         previous = keras.config.dtype_policy()
         keras.config.set_dtype_policy(self.precision)
         try:

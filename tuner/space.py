@@ -270,14 +270,18 @@ class SearchSpace:
                 "flash_bytes": estimate_int8_bytes(model),
                 "macs": estimate_flops(model) // 2}
 
-    def within_budget(self, values):
-        """True if `values`' model fits every budget (parameters, flash, MACs).
+    def budget_excess(self, values):
+        """Why `values`' model is over a budget (parameters, flash, MACs), or `None`.
 
         Raises:
             ValueError: if the values make an invalid config.
         """
         return over_budget(self.resolve(values)[0], self.param_budget, self.flash_budget,
-                           self.macs_budget) is None
+                           self.macs_budget)
+
+    def within_budget(self, values):
+        """True if `values`' model fits every budget; see `budget_excess`."""
+        return self.budget_excess(values) is None
 
     def check_feasible(self, seed=0, draws=500):
         """Raises ValueError if no drawn configuration (nor the smallest corner) fits."""
