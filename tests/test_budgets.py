@@ -11,7 +11,8 @@ import train
 from keras_resnet import get_variant
 from keras_resnet.cli import run_main
 from keras_resnet.config import ResNetConfig
-from keras_resnet.export import convert
+from keras_resnet import model as model_module
+from keras_resnet.export import convert, micro
 from keras_resnet.model import (build_resnet, check_budget, estimate_flops, estimate_int8_bytes,
                                 over_budget)
 from keras_resnet.training import get_recipe
@@ -125,3 +126,24 @@ def test_tuner_cli_budgets(capsys):
     assert "flash_budget=1000" in err and err.count("\n") == 1
     assert run_main(tuner_main, ["--macs-budget", "0"]) == 2
     assert "Received: macs_budget=0" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not micro.available(), reason=(
+    "tflite-micro is not installed: pip install 'keras-resnet[tflm]'"))
+def test_train_export_tflm_then_checks_the_real_file(tmp_path, capsys, monkeypatch):
+    from test_train_run import SMALL_FLAGS, make_image_folder
+
+    folder = make_image_folder(tmp_path / "images")
+    output = tmp_path / "run"
+    # An estimate that lets the run start: the exported file is what is checked after.
+    monkeypatch.setattr(model_module, "estimate_int8_bytes", lambda config: 1)
+    code = run_main(train.main, [*SMALL_FLAGS, "--data-dir", folder, "--epochs", "1",
+                                 "--output", str(output), "--export", "tflm",
+                                 "--flash-budget", "2000"])
+    captured = capsys.readouterr()
+    assert code == train.EXIT_OVER_FLASH_BUDGET, captured.err
+    assert "The exported int8 model is" in captured.err and "flash budget of 2,000" in captured.err
+    report = json.loads((output / "export" / "report.json").read_text())
+    assert report["formats"]["tflm"]["vs_tflite_int8"]["agreement"] >= 0.99
+    assert (output / "export" / "tflm" / "model_data.cc").exists()

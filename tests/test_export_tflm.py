@@ -82,9 +82,12 @@ def test_tflm_implies_int8_and_agrees_with_it(exported, data):
                                               "report.json", "report.md", "tflm"]
     int8, tflm = report["formats"]["tflite-int8"], report["formats"]["tflm"]
     assert tflm["accuracy"] > 0.9
-    assert tflm["vs_tflite_int8"]["agreement"] >= 0.99
-    # Same integer arithmetic, different kernels: outputs a rounding step apart at most.
-    assert tflm["vs_tflite_int8"]["max_abs_diff_steps"] <= 2
+    versus = tflm["vs_tflite_int8"]
+    assert versus["kernels"] == "reference" and versus["agreement"] >= 0.99
+    # The arithmetic of TFLite's reference kernels, TFLM's own kernels: outputs a few
+    # rounding steps apart at most (softmax and pooling round differently).
+    assert versus["max_abs_diff_steps"] <= 8
+    assert 0.9 <= versus["optimized_agreement"] <= 1
     assert abs(tflm["accuracy"] - int8["accuracy"]) <= 0.01
     # Recomputed from the file under TFLM, in the measured arena.
     with open(export_dir / "model_int8.tflite", "rb") as file:

@@ -87,16 +87,22 @@ class TFLitePredictor(Predictor):
         path: str. The `.tflite` file.
         name: str. The format name. Defaults to `"tflite"`.
         num_threads: int or None. Interpreter threads; `None` uses every core.
+        reference_kernels: bool. Run TFLite's reference kernels (the arithmetic TFLite
+            Micro's kernels implement) instead of the optimized ones and XNNPACK, whose
+            int8 rounding differs. Defaults to `False`.
     """
 
-    def __init__(self, path, name="tflite", num_threads=None):
+    def __init__(self, path, name="tflite", num_threads=None, reference_kernels=False):
         import tensorflow as tf
 
+        resolver = (tf.lite.experimental.OpResolverType.BUILTIN_REF if reference_kernels
+                    else tf.lite.experimental.OpResolverType.AUTO)
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert, not installed here.
             warnings.simplefilter("ignore")
             self.interpreter = tf.lite.Interpreter(
-                model_path=path, num_threads=num_threads or os.cpu_count())
+                model_path=path, num_threads=num_threads or os.cpu_count(),
+                experimental_op_resolver_type=resolver)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = None
