@@ -220,18 +220,20 @@ def estimate_flops(config):
     return flops
 
 
-# Bytes of the int8 .tflite file beyond one per trainable parameter, fitted on nine
-# converted ReLU models of the family without SE (resnet8 and six neighbours, tiny, a
-# narrow 4-layer net, a 700K-parameter shallow one; all within 0.03%; SE models within
-# about 1%, tests/test_budgets.py): per output channel of a
-# convolution an int32 bias and per-channel scales and zero points, less the two batch
-# norm parameters folded away; per convolution its tensors' metadata; a Flatten head
-# (pool_size set) adds SHAPE/STRIDED_SLICE/PACK/RESHAPE; SE adds its pooling and product.
-INT8_BYTES_PER_CHANNEL = 22.8
-INT8_BYTES_PER_CONV = 576
-INT8_BYTES_FLATTEN = 1010
-INT8_BYTES_PER_SE = 550
-INT8_BYTES_FIXED = 2698
+# Bytes of the int8 .tflite file beyond one per trainable parameter, fitted on eight
+# converted models of the family with trained-like weights (distinct biases and batch
+# norm statistics: an untrained model's zero biases are shared by the converter and make a
+# smaller file): resnet8 and neighbours, tiny, a narrow 4-layer net, a 700K-parameter
+# shallow one, all within 0.1%; SE within about 1% (tests/test_budgets.py). Per output
+# channel of a convolution: an int32 bias and per-channel scales and zero points, less the
+# two batch norm parameters folded away; per convolution: its tensors' metadata and names;
+# a Flatten head (pool_size set) adds SHAPE/STRIDED_SLICE/PACK/RESHAPE; SE adds its
+# pooling and product.
+INT8_BYTES_PER_CHANNEL = 26
+INT8_BYTES_PER_CONV = 832
+INT8_BYTES_FLATTEN = 1000
+INT8_BYTES_PER_SE = 520
+INT8_BYTES_FIXED = 2502
 
 
 def estimate_int8_bytes(config):
@@ -251,8 +253,8 @@ def estimate_int8_bytes(config):
     Example:
 
     >>> from keras_resnet.variants import get_variant
-    >>> estimate_int8_bytes(get_variant("resnet8"))  # the converted file: 94,584 bytes
-    94595
+    >>> estimate_int8_bytes(get_variant("resnet8"))  # trained and converted: 97,864 bytes
+    97768
     """
     channels = convolutions = squeeze_excites = 0
     for layer in _plan(config):

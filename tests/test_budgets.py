@@ -24,14 +24,23 @@ RESNET8 = get_variant("resnet8")
 
 
 @pytest.mark.parametrize("config, tolerance", [
-    (RESNET8, 0.001),
+    (RESNET8, 0.002),  # resnet8 trained and exported by benchmarks/edge_search.py: -0.1%
     # Other depths, a global-pooling head and squeeze-and-excitation (whose overhead was
     # fitted on one model only): looser.
     (ResNetConfig(blocks=(2, 1), channels=(8, 24), pool_size=None, se="block",
                   input_shape=(16, 16, 3)), 0.015),
 ], ids=["resnet8", "small_se_global"])
 def test_int8_estimate_is_close_to_the_converted_file(config, tolerance, tmp_path):
-    convert.write_saved_model(build_resnet(config), str(tmp_path / "saved_model"))
+    model = build_resnet(config)
+    rng = np.random.default_rng(0)
+    for layer in model.layers:
+        # Trained-like: distinct biases and statistics (the converter shares the identical
+        # zero biases of an untrained model, a smaller file than any trained one).
+        if layer.weights and layer.__class__.__name__ in ("BatchNormalization", "Conv2D",
+                                                          "Dense"):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if w.ndim == 1 else w
+                               for w in layer.get_weights()])
+    convert.write_saved_model(model, str(tmp_path / "saved_model"))
     images = np.random.default_rng(0).uniform(0, 255, (4, *config.input_shape))
     flatbuffer = convert.convert_tflite(str(tmp_path / "saved_model"), "tflite-int8", images)
     assert abs(estimate_int8_bytes(config) - len(flatbuffer)) <= tolerance * len(flatbuffer)
@@ -39,7 +48,7 @@ def test_int8_estimate_is_close_to_the_converted_file(config, tolerance, tmp_pat
 
 def test_check_budget_refuses_over_flash_or_macs():
     assert check_budget(RESNET8, flash_budget=100_000, macs_budget=13_000_000) == 78_042
-    with pytest.raises(ValueError, match=r"int8 model is estimated at 94,5\d\d bytes, over "
+    with pytest.raises(ValueError, match=r"int8 model is estimated at 97,768 bytes, over "
                                          r"the flash budget of 90,000.*flash_budget=90000"):
         check_budget(RESNET8, flash_budget=90_000)
     with pytest.raises(ValueError, match="12,501,632 multiply-accumulates per image, over "
