@@ -17,7 +17,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import sys
 import time
 

@@ -267,4 +267,4 @@ def estimate_int8_bytes(config):
     total = (count_params(config)["trainable"] + INT8_BYTES_PER_CHANNEL * channels
              + INT8_BYTES_PER_CONV * convolutions + INT8_BYTES_PER_SE * squeeze_excites
              + INT8_BYTES_FIXED + (INT8_BYTES_FLATTEN if config.pool_size is not None else 0))
-    return int(round(total))
+    return total

@@ -9,12 +9,17 @@ import pytest
 
 import train
 from keras_resnet import get_variant
+from keras_resnet import model as model_module
 from keras_resnet.cli import run_main
 from keras_resnet.config import ResNetConfig
-from keras_resnet import model as model_module
 from keras_resnet.export import convert, micro
-from keras_resnet.model import (build_resnet, check_budget, estimate_flops, estimate_int8_bytes,
-                                over_budget)
+from keras_resnet.model import (
+    build_resnet,
+    check_budget,
+    estimate_flops,
+    estimate_int8_bytes,
+    over_budget,
+)
 from keras_resnet.training import get_recipe
 from tuner import hypermodel as hm
 from tuner.__main__ import main as tuner_main

@@ -17,7 +17,12 @@ import random
 
 from keras_resnet.config import ResNetConfig, _downsampled
 from keras_resnet.data.augment import parse_augment
-from keras_resnet.model import count_params, estimate_flops, estimate_int8_bytes, over_budget
+from keras_resnet.model import (
+    count_params,
+    estimate_flops,
+    estimate_int8_bytes,
+    over_budget,
+)
 from keras_resnet.training.config import TrainConfig
 
 # name: (value type, default range, help). A range is {"values": [...]} (a choice) or
