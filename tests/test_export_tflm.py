@@ -9,6 +9,7 @@ skip where the optional `tflite-micro` package is not installed.
 import doctest
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -109,6 +110,22 @@ def test_arena_is_measured_not_guessed(exported):
     assert micro._runs_in(flatbuffer, arena["arena_bytes"], image)
     # Tight: a kilobyte less no longer holds the model's tensors.
     assert not micro._runs_in(flatbuffer, arena["used_bytes"] - 1024, image)
+
+
+@needs_tflm
+def test_arena_falls_back_to_the_smallest_that_runs(exported, monkeypatch):
+    export_dir, _ = exported
+    with open(export_dir / "model_int8.tflite", "rb") as file:
+        flatbuffer = file.read()
+    # A recording that misses allocations (its head section only): the verification run
+    # fails, and bisection finds the arena by running the model.
+    monkeypatch.setattr(micro, "_ARENA_TOTAL", re.compile(r"Arena allocation head (\d+) bytes"))
+    arena = micro.measure_arena(flatbuffer)
+    image = np.zeros((1, 32, 32, 3), np.int8)
+    assert arena["arena_bytes"] > arena["used_bytes"] + micro.ARENA_MARGIN_BYTES
+    assert micro._runs_in(flatbuffer, arena["arena_bytes"] - micro.ARENA_MARGIN_BYTES, image)
+    assert not micro._runs_in(flatbuffer, arena["arena_bytes"] - 3 * micro.ARENA_MARGIN_BYTES,
+                              image)
 
 
 @needs_tflm
