@@ -8,6 +8,7 @@ then `--config FILE`, then the flags given.
 import sys
 
 EXIT_DIVERGED = 3
+EXIT_OVER_FLASH_BUDGET = 4
 
 # Flag -> TrainConfig field; type conversion happens in argparse.
 TRAINING_FLAGS = (
@@ -182,6 +183,23 @@ def resolve(args):
     return variant, model_config, train_config, data
 
 
+def over_flash_budget(export_dir, flash_budget, config):
+    """The message if the exported int8 model is larger than `flash_budget`, else None."""
+    import json
+    import os
+
+    from keras_resnet.model import estimate_int8_bytes
+
+    with open(os.path.join(export_dir, "report.json")) as file:
+        int8 = json.load(file)["formats"].get("tflite-int8")
+    if not flash_budget or int8 is None or int8["bytes"] <= flash_budget:
+        return None
+    return (f"The exported int8 model is {int8['bytes']:,} bytes, over the flash budget of "
+            f"{flash_budget:,} (estimated before training: {estimate_int8_bytes(config):,}); "
+            f"the run and its export are kept in {os.path.dirname(export_dir)}. "
+            f"Received: flash_budget={flash_budget}")
+
+
 def main(argv=None):
     import dataclasses
     import os
@@ -195,13 +213,18 @@ def main(argv=None):
         return 0
     variant, config, train_config, data_info = resolve(args)
     param_budget = DEFAULT_PARAM_BUDGET if args.param_budget is None else args.param_budget
-    check_budget(config, param_budget, args.allow_over_budget)
+    budgets = {"flash_budget": args.flash_budget, "macs_budget": args.macs_budget}
+    check_budget(config, param_budget, args.allow_over_budget, **budgets)
     if args.dry_run:
+        from keras_resnet.model import estimate_flops, estimate_int8_bytes
+
         counts = count_params(config)
         build_resnet(config, name=variant).summary()
         cli.print_json_line({
             "variant": variant, "trainable_params": counts["trainable"],
             "non_trainable_params": counts["non_trainable"], "param_budget": param_budget,
+            "int8_bytes_estimate": estimate_int8_bytes(config),
+            "macs_per_image": estimate_flops(config) // 2, **budgets,
             "config": config.to_dict(), "train": train_config.to_dict(),
         })
         return 0
@@ -233,7 +256,7 @@ def main(argv=None):
         # A user's own data: classes and statistics follow it.
         config = dataclasses.replace(config, num_classes=data.num_classes, mean=data.mean,
                                      std=data.std)
-        check_budget(config, param_budget, args.allow_over_budget)
+        check_budget(config, param_budget, args.allow_over_budget, **budgets)
     data_info = {**data_info, "image_size": list(config.input_shape[:2]),
                  "val_split": train_config.val_split, "seed": train_config.seed,
                  "class_names": list(data.class_names), "source": data.source}
@@ -275,6 +298,10 @@ def main(argv=None):
                      source_config=json.load(open(os.path.join(output, "config.json"))))
         with open(os.path.join(output, "export", "report.md")) as report:
             print(report.read())
+        over = over_flash_budget(os.path.join(output, "export"), args.flash_budget, config)
+        if over:
+            print(f"error: {over}", file=sys.stderr)
+            return EXIT_OVER_FLASH_BUDGET
     cli.print_json_line({k: v for k, v in metrics.items()
                          if k not in ("confusion_matrix", "per_class_accuracy")})
     return 0

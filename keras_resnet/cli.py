@@ -89,6 +89,11 @@ def add_architecture_arguments(parser):
     group.add_argument("--initializer", help="he_normal, glorot_uniform, random_normal, ...")
     group.add_argument("--param-budget", type=int, default=None,
                        help="maximum trainable parameters (default 5,000,000)")
+    group.add_argument("--flash-budget", type=int, default=None,
+                       help="maximum bytes of the int8 model (a microcontroller's flash): "
+                            "estimated before building, checked after an int8/tflm export")
+    group.add_argument("--macs-budget", type=int, default=None,
+                       help="maximum multiply-accumulates per image")
     group.add_argument("--allow-over-budget", action="store_true",
                        help="build a configuration over the budget anyway")
 

@@ -1,5 +1,7 @@
-"""Builds the Functional model from a config, and counts its parameters without building it."""
+"""Builds the Functional model from a config; counts its parameters, MACs and int8 size
+without building it."""
 
+import collections
 import math
 
 import keras
@@ -48,6 +50,41 @@ def build_resnet(config, name="resnet"):
     return keras.Model(inputs, blocks.head(x, config), name=name)
 
 
+# One weighted layer of the network, in the order the builder makes them: a convolution
+# (`kernel` > 0; `pixels` of its output map), squeeze-and-excitation (`kernel` 0, on
+# `outputs` channels) or the classifier (`kernel` 0, `pixels` 0).
+Layer = collections.namedtuple("Layer", "kind inputs outputs kernel pixels")
+
+
+def _plan(config):
+    """The builder's layers as data: what count_params, estimate_flops and
+    estimate_int8_bytes all walk, so they cannot drift apart."""
+    height, width = config.input_shape[:2]
+    yield Layer("conv", config.input_shape[2], config.channels[0], 3, height * width)
+    if config.se == "stem":
+        yield Layer("se", config.channels[0], config.channels[0], 0, 1)
+    in_channels = config.channels[0]
+    for layer, num_blocks in enumerate(config.blocks):
+        filters, kernel = config.channels[layer], config.conv_kernels[layer]
+        for block in range(num_blocks):
+            strides = 2 if layer > 0 and block == 0 else 1
+            height, width = math.ceil(height / strides), math.ceil(width / strides)
+            yield Layer("conv", in_channels, filters, kernel, height * width)
+            yield Layer("conv", filters, filters, kernel, height * width)
+            if config.se == "block":
+                yield Layer("se", filters, filters, 0, 1)
+            if strides != 1 or in_channels != filters:
+                yield Layer("conv", in_channels, filters, config.skip_kernels[layer],
+                            height * width)
+            in_channels = filters
+    # The classifier's inputs: the pooled grid x heads x channels.
+    grid = 1
+    if config.pool_size is not None:
+        grid = (height // config.pool_size) * (width // config.pool_size)
+    features = in_channels * grid * (2 if config.head == "avg_max" else 1)
+    yield Layer("dense", features, config.num_classes, 0, 0)
+
+
 def count_params(config):
     """Counts the model's parameters from the config alone, without building it.
 
@@ -67,78 +104,88 @@ def count_params(config):
     >>> count_params(get_variant("tiny"))
     {'trainable': 195738, 'non_trainable': 1120}
     """
-    trainable = 0
-    batch_norm_channels = 0
-
-    def conv(cin, cout, kernel):
-        nonlocal trainable, batch_norm_channels
-        trainable += kernel * kernel * cin * cout + 2 * cout
-        batch_norm_channels += cout
-
-    def squeeze_excite(channels):
-        nonlocal trainable
-        squeezed = max(1, channels // config.se_ratio)
-        trainable += channels * squeezed + squeezed + squeezed * channels + channels
-
-    conv(config.input_shape[2], config.channels[0], 3)
-    if config.se == "stem":
-        squeeze_excite(config.channels[0])
-    in_channels = config.channels[0]
-    for layer, num_blocks in enumerate(config.blocks):
-        filters, kernel = config.channels[layer], config.conv_kernels[layer]
-        for block in range(num_blocks):
-            strides = 2 if layer > 0 and block == 0 else 1
-            conv(in_channels, filters, kernel)
-            conv(filters, filters, kernel)
-            if config.se == "block":
-                squeeze_excite(filters)
-            if strides != 1 or in_channels != filters:
-                conv(in_channels, filters, config.skip_kernels[layer])
-            in_channels = filters
-    if config.pool_size is None:
-        grid = 1
-    else:
-        height, width = config.final_size
-        grid = ((height - config.pool_size) // config.pool_size + 1) * (
-            (width - config.pool_size) // config.pool_size + 1)
-    features = in_channels * grid * (2 if config.head == "avg_max" else 1)
-    trainable += features * config.num_classes + config.num_classes
+    trainable = batch_norm_channels = 0
+    for layer in _plan(config):
+        if layer.kind == "conv":
+            # No bias: the batch norm after it has gamma and beta.
+            trainable += layer.kernel ** 2 * layer.inputs * layer.outputs + 2 * layer.outputs
+            batch_norm_channels += layer.outputs
+        elif layer.kind == "se":
+            squeezed = max(1, layer.outputs // config.se_ratio)
+            trainable += 2 * layer.outputs * squeezed + squeezed + layer.outputs
+        else:
+            trainable += (layer.inputs + 1) * layer.outputs
     return {"trainable": trainable, "non_trainable": 2 * batch_norm_channels}
 
 
-def check_budget(config, param_budget=DEFAULT_PARAM_BUDGET, allow_over_budget=False):
-    """Refuses a configuration whose trainable parameters exceed the budget.
+def check_budget(config, param_budget=DEFAULT_PARAM_BUDGET, allow_over_budget=False,
+                 flash_budget=None, macs_budget=None):
+    """Refuses a configuration over the parameter budget, or a device's flash or MACs.
+
+    Everything is analytic (microseconds, nothing built): trainable parameters
+    (`count_params`), the int8 model's size (`estimate_int8_bytes`) and multiply-
+    accumulates per image (`estimate_flops` / 2).
 
     Args:
         config: `ResNetConfig`.
         param_budget: int. Maximum trainable parameters. Defaults to 5,000,000.
         allow_over_budget: bool. If True, only returns the count. Defaults to `False`.
+        flash_budget: int or None. Maximum bytes of the int8 `.tflite` model, as
+            estimated. Defaults to `None` (no limit).
+        macs_budget: int or None. Maximum multiply-accumulates per image. Defaults to
+            `None` (no limit).
 
     Returns:
         The trainable parameter count.
 
     Raises:
-        ValueError: if `param_budget` is not a positive integer, or the count exceeds it
-            and `allow_over_budget` is False.
+        ValueError: if a budget is not a positive integer, or the configuration exceeds
+            one and `allow_over_budget` is False.
 
     Example:
 
     >>> from keras_resnet.variants import get_variant
     >>> check_budget(get_variant("efficient"))
     4697742
+    >>> check_budget(get_variant("resnet8"), flash_budget=100_000, macs_budget=13_000_000)
+    78042
     """
-    if isinstance(param_budget, bool) or not isinstance(param_budget, int) or param_budget < 1:
-        raise ValueError(
-            f"`param_budget` must be a positive integer. Received: param_budget={param_budget!r}"
-        )
+    budgets = {"param_budget": param_budget, "flash_budget": flash_budget,
+               "macs_budget": macs_budget}
+    for name, value in budgets.items():
+        if value is None and name != "param_budget":
+            continue
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"`{name}` must be a positive integer. Received: {name}={value!r}")
     trainable = count_params(config)["trainable"]
-    if trainable > param_budget and not allow_over_budget:
-        raise ValueError(
-            f"The configuration has {trainable:,} trainable parameters, over the budget of "
-            f"{param_budget:,}; shrink it or pass allow_over_budget=True "
-            f"(--allow-over-budget). Received: param_budget={param_budget}"
-        )
+    if allow_over_budget:
+        return trainable
+    excess = over_budget(config, param_budget, flash_budget, macs_budget)
+    if excess:
+        raise ValueError(excess)
     return trainable
+
+
+def over_budget(config, param_budget=DEFAULT_PARAM_BUDGET, flash_budget=None,
+                macs_budget=None):
+    """The first budget `config` exceeds, as a one-line message, or `None` if it fits.
+
+    Budgets of `None` are not checked; see `check_budget`, which validates them.
+    """
+    budgets = {"param_budget": param_budget, "flash_budget": flash_budget,
+               "macs_budget": macs_budget}
+    measures = (("param_budget", lambda: count_params(config)["trainable"],
+                 "The configuration has {:,} trainable parameters, over the budget of {:,}"),
+                ("flash_budget", lambda: estimate_int8_bytes(config), "The configuration's "
+                 "int8 model is estimated at {:,} bytes, over the flash budget of {:,}"),
+                ("macs_budget", lambda: estimate_flops(config) // 2, "The configuration "
+                 "takes {:,} multiply-accumulates per image, over the MACs budget of {:,}"))
+    for name, measure, message in measures:
+        if budgets[name] is not None and measure() > budgets[name]:
+            return (message.format(measure(), budgets[name]) + "; shrink it or pass "
+                    f"allow_over_budget=True (--allow-over-budget). "
+                    f"Received: {name}={budgets[name]}")
+    return None
 
 
 def estimate_flops(config):
@@ -161,31 +208,63 @@ def estimate_flops(config):
     ...                             mean=(0.5,), std=(0.25,), num_classes=2))
     2608
     """
-    height, width = config.input_shape[:2]
-    flops = 2 * height * width * 9 * config.input_shape[2] * config.channels[0]
+    flops = 0
+    for layer in _plan(config):
+        if layer.kind == "conv":
+            flops += 2 * layer.pixels * layer.kernel ** 2 * layer.inputs * layer.outputs
+        elif layer.kind == "se":
+            # Two 1x1 convolutions on the pooled 1x1 map.
+            flops += 2 * 2 * layer.outputs * max(1, layer.outputs // config.se_ratio)
+        else:
+            flops += 2 * layer.inputs * layer.outputs
+    return flops
 
-    def squeeze_excite(channels):
-        # Two 1x1 convolutions on the pooled 1x1 map.
-        return 2 * 2 * channels * max(1, channels // config.se_ratio)
 
-    if config.se == "stem":
-        flops += squeeze_excite(config.channels[0])
-    in_channels = config.channels[0]
-    for layer, num_blocks in enumerate(config.blocks):
-        filters, kernel = config.channels[layer], config.conv_kernels[layer]
-        for block in range(num_blocks):
-            strides = 2 if layer > 0 and block == 0 else 1
-            height, width = math.ceil(height / strides), math.ceil(width / strides)
-            pixels = height * width
-            flops += 2 * pixels * kernel * kernel * (in_channels * filters + filters * filters)
-            if config.se == "block":
-                flops += squeeze_excite(filters)
-            if strides != 1 or in_channels != filters:
-                flops += 2 * pixels * config.skip_kernels[layer] ** 2 * in_channels * filters
-            in_channels = filters
-    # The classifier's inputs: like count_params, pooled grid x heads x channels.
-    grid = 1
-    if config.pool_size is not None:
-        grid = (height // config.pool_size) * (width // config.pool_size)
-    features = in_channels * grid * (2 if config.head == "avg_max" else 1)
-    return flops + 2 * features * config.num_classes
+# Bytes of the int8 .tflite file beyond one per trainable parameter, fitted on eight
+# converted models of the family with trained-like weights (distinct biases and batch
+# norm statistics: an untrained model's zero biases are shared by the converter and make a
+# smaller file): resnet8 and neighbours, tiny, a narrow 4-layer net, a 700K-parameter
+# shallow one, all within 0.1%; SE within about 1% (tests/test_budgets.py). Per output
+# channel of a convolution: an int32 bias and per-channel scales and zero points, less the
+# two batch norm parameters folded away; per convolution: its tensors' metadata and names;
+# a Flatten head (pool_size set) adds SHAPE/STRIDED_SLICE/PACK/RESHAPE; SE adds its
+# pooling and product.
+INT8_BYTES_PER_CHANNEL = 26
+INT8_BYTES_PER_CONV = 832
+INT8_BYTES_FLATTEN = 1000
+INT8_BYTES_PER_SE = 520
+INT8_BYTES_FIXED = 2502
+
+
+def estimate_int8_bytes(config):
+    """Size of the full-integer `.tflite` file (flash on a microcontroller), unbuilt.
+
+    From the trainable parameter count (one byte each) plus the per-channel and
+    per-layer overhead of the flatbuffer (`INT8_BYTES_*`, fitted on converted models).
+    Activations other than ReLU add operators this does not count; export measures the
+    real file.
+
+    Args:
+        config: `ResNetConfig`.
+
+    Returns:
+        int, estimated bytes.
+
+    Example:
+
+    >>> from keras_resnet.variants import get_variant
+    >>> estimate_int8_bytes(get_variant("resnet8"))  # trained and converted: 97,864 bytes
+    97768
+    """
+    channels = convolutions = squeeze_excites = 0
+    for layer in _plan(config):
+        if layer.kind == "conv":
+            channels, convolutions = channels + layer.outputs, convolutions + 1
+        elif layer.kind == "se":
+            squeeze_excites += 1
+            channels += layer.outputs + max(1, layer.outputs // config.se_ratio)
+            convolutions += 2
+    total = (count_params(config)["trainable"] + INT8_BYTES_PER_CHANNEL * channels
+             + INT8_BYTES_PER_CONV * convolutions + INT8_BYTES_PER_SE * squeeze_excites
+             + INT8_BYTES_FIXED + (INT8_BYTES_FLATTEN if config.pool_size is not None else 0))
+    return total

@@ -12,23 +12,40 @@ import tempfile
 
 
 @contextlib.contextmanager
-def quiet_native_logs():
-    """Redirects file descriptor 2 while the body runs; replays it if the body raises."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+def captured_native_stderr():
+    """Redirects file descriptor 2 while the body runs; yields a callable returning its text.
+
+    C++ libraries (TensorFlow, TFLite Micro) write to the descriptor, not to `sys.stderr`,
+    so only a descriptor-level redirect catches them. If the body raises, what it wrote is
+    replayed to the real stderr.
+    """
     sys.stderr.flush()
     saved = os.dup(2)
     with tempfile.TemporaryFile() as captured:
+
+        def text():
+            sys.stderr.flush()
+            captured.seek(0)
+            return captured.read().decode(errors="replace")
+
         os.dup2(captured.fileno(), 2)
         try:
-            yield
+            yield text
         except BaseException:
             os.dup2(saved, 2)
-            captured.seek(0)
-            sys.stderr.write(captured.read().decode(errors="replace"))
+            sys.stderr.write(text())
             raise
         finally:
             os.dup2(saved, 2)
             os.close(saved)
+
+
+@contextlib.contextmanager
+def quiet_native_logs():
+    """Redirects file descriptor 2 while the body runs; replays it if the body raises."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with captured_native_stderr():
+        yield
 
 
 def import_keras():

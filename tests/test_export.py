@@ -19,7 +19,8 @@ from keras_resnet import build_resnet, get_variant, predict
 from keras_resnet.export import convert, exporter, runtime
 from keras_resnet.export.exporter import export_model
 
-ALL_FORMATS = tuple(convert.FORMATS)
+# tflm (C++ sources, an optional extra) has its own tests: tests/test_export_tflm.py.
+ALL_FORMATS = tuple(fmt for fmt in convert.FORMATS if fmt != "tflm")
 CLASS_NAMES = ["red", "green", "blue", "yellow"]
 COLORS = np.array([(220, 40, 40), (40, 200, 60), (50, 60, 220), (220, 210, 40)], np.float32)
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

@@ -35,6 +35,11 @@ def build_parser():
     search.add_argument("--param-budget", type=int, default=DEFAULT_BUDGET,
                         help="most trainable parameters; larger draws are rejected before "
                              "anything is built (default 5,000,000)")
+    search.add_argument("--flash-budget", type=int, default=None,
+                        help="most bytes of the int8 model (a microcontroller's flash), "
+                             "estimated before building; larger draws are rejected")
+    search.add_argument("--macs-budget", type=int, default=None,
+                        help="most multiply-accumulates per image; larger draws are rejected")
     search.add_argument("--seed", type=int, default=0, help="seed of the oracle and training")
     search.add_argument("--final-seeds", type=int, default=0,
                         help="retrain the --final-top best trials with N fresh seeds each and "
@@ -115,6 +120,10 @@ def _checked_positive(args):
             raise ValueError(f"--{name.replace('_', '-')} must be "
                              f"{'non-negative' if name == 'final_seeds' else 'positive'}. "
                              f"Received: {name}={getattr(args, name)}")
+    for name in ("flash_budget", "macs_budget"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be positive. "
+                             f"Received: {name}={getattr(args, name)}")
     if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
         raise ValueError(f"--steps-per-epoch must be positive. "
                          f"Received: steps_per_epoch={args.steps_per_epoch}")
@@ -142,7 +151,8 @@ def _make_space(args, variant, ranges, data=None):
     recipe = dataclasses.replace(get_recipe(variant), epochs=args.epochs,
                                  steps_per_epoch=args.steps_per_epoch, val_split=args.val_split,
                                  seed=args.seed)
-    space = SearchSpace(base, recipe, ranges, args.param_budget)
+    space = SearchSpace(base, recipe, ranges, args.param_budget, args.flash_budget,
+                        args.macs_budget)
     space.check_feasible(seed=args.seed)
     return space
 
@@ -228,8 +238,11 @@ def main(argv=None):
                       f"seeds {', '.join(map(str, seeds))} (not the search's) and are ranked "
                       "first, by their mean.")
     rejected = tuner.oracle.rejected_over_budget
+    device = "".join(f", {value:,} {unit}" for value, unit in (
+        (args.flash_budget, "bytes of int8 model (estimated)"),
+        (args.macs_budget, "MACs per image")) if value)
     header = (f"# Search `{kind}` from `{variant}`\n\nBudget {args.param_budget:,} trainable "
-              f"parameters; {rejected} draw(s) rejected over budget before building; "
+              f"parameters{device}; {rejected} draw(s) rejected over budget before building; "
               f"{args.epochs} epoch(s) per trial"
               + (f" of {args.steps_per_epoch} steps" if args.steps_per_epoch else "")
               + f"; selection on the validation split ({len(data.x_val)} images)." + final_note)

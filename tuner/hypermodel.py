@@ -55,11 +55,10 @@ class ResNetHyperModel(keras_tuner.HyperModel):
 
     def build(self, hp):
         model_config, train_config, _ = self.space.resolve(hp.values)
-        params = count_params(model_config)["trainable"]
-        if params > self.space.param_budget:
+        excess = self.space.budget_excess(hp.values)
+        if excess:
             # The oracle rejects these before a trial exists; never build one regardless.
-            raise keras_tuner.errors.FailedTrialError(
-                f"{params:,} parameters over the budget of {self.space.param_budget:,}")
+            raise keras_tuner.errors.FailedTrialError(excess)
         with runtime.precision_scope(step.resolve_numerics(train_config).precision):
             _, train_model = step.build_training_model(model_config, train_config,
                                                        len(self.data.x_train), name=self.name)
@@ -121,7 +120,7 @@ class BudgetOracleMixin:
     def _within_budget(self, values):
         values = {k: v for k, v in values.items() if not k.startswith("tuner/")}
         try:
-            return self.search_space.trainable_params(values) <= self.search_space.param_budget
+            return self.search_space.within_budget(values)
         except ValueError:
             return False  # an invalid combination is no better than an oversized one
 

@@ -5,8 +5,9 @@ its recipe's); one that is on is declared as a keras-tuner hyperparameter. A tri
 become configs through `dataclasses.replace` of the base, so they are validated like any
 other config, and the network is always `keras_resnet.build_resnet`'s.
 
-Budget rejection uses `SearchSpace.trainable_params` (analytic, `keras_resnet.count_params`)
-inside the oracle (`tuner.hypermodel.BudgetOracleMixin`), before a trial exists.
+Budget rejection uses `SearchSpace.within_budget` (analytic: `keras_resnet.check_budget`'s
+parameter count, int8 flash estimate and MACs) inside the oracle
+(`tuner.hypermodel.BudgetOracleMixin`), before a trial exists.
 """
 
 import dataclasses
@@ -16,7 +17,12 @@ import random
 
 from keras_resnet.config import ResNetConfig, _downsampled
 from keras_resnet.data.augment import parse_augment
-from keras_resnet.model import count_params
+from keras_resnet.model import (
+    count_params,
+    estimate_flops,
+    estimate_int8_bytes,
+    over_budget,
+)
 from keras_resnet.training.config import TrainConfig
 
 # name: (value type, default range, help). A range is {"values": [...]} (a choice) or
@@ -159,6 +165,10 @@ class SearchSpace:
             trial's.
         ranges: dict. Tuned dimension name -> range (see `parse_range`).
         param_budget: int. Maximum trainable parameters. Defaults to 5,000,000.
+        flash_budget: int or None. Maximum bytes of the int8 model, as estimated by
+            `keras_resnet.model.estimate_int8_bytes`. Defaults to `None` (no limit).
+        macs_budget: int or None. Maximum multiply-accumulates per image. Defaults to
+            `None` (no limit).
 
     Raises:
         ValueError: if both `base_channels` and `channels` are tuned.
@@ -179,6 +189,8 @@ class SearchSpace:
     base_train: TrainConfig
     ranges: dict
     param_budget: int = 5_000_000
+    flash_budget: int | None = None
+    macs_budget: int | None = None
 
     def __post_init__(self):
         if "channels" in self.ranges and "base_channels" in self.ranges:
@@ -256,6 +268,26 @@ class SearchSpace:
         """The analytic trainable-parameter count of `values`' model."""
         return count_params(self.resolve(values)[0])["trainable"]
 
+    def footprint(self, values):
+        """Trainable parameters, estimated int8 bytes and MACs per image of `values`' model."""
+        model = self.resolve(values)[0]
+        return {"params": count_params(model)["trainable"],
+                "flash_bytes": estimate_int8_bytes(model),
+                "macs": estimate_flops(model) // 2}
+
+    def budget_excess(self, values):
+        """Why `values`' model is over a budget (parameters, flash, MACs), or `None`.
+
+        Raises:
+            ValueError: if the values make an invalid config.
+        """
+        return over_budget(self.resolve(values)[0], self.param_budget, self.flash_budget,
+                           self.macs_budget)
+
+    def within_budget(self, values):
+        """True if `values`' model fits every budget; see `budget_excess`."""
+        return self.budget_excess(values) is None
+
     def check_feasible(self, seed=0, draws=500):
         """Raises ValueError if no drawn configuration (nor the smallest corner) fits."""
         import keras_tuner
@@ -265,17 +297,25 @@ class SearchSpace:
         candidates = [_corner(hp)]
         for draw in range(draws):
             candidates.append(_random_values(hp, seed * 7919 + draw))
-        smallest = min(self.trainable_params(values) for values in candidates)
-        if smallest > self.param_budget:
-            raise ValueError(
-                f"No configuration of the search space fits the parameter budget: the smallest "
-                f"found has {smallest:,} trainable parameters. Raise --param-budget or shrink "
-                f"the space. Received: param_budget={self.param_budget}")
+        if any(self.within_budget(values) for values in candidates):
+            return
+        smallest = {key: min(self.footprint(values)[key] for values in candidates)
+                    for key in ("params", "flash_bytes", "macs")}
+        raise ValueError(
+            f"No configuration of the search space fits the budget: the smallest found has "
+            f"{smallest['params']:,} trainable parameters, {smallest['flash_bytes']:,} int8 "
+            f"bytes, {smallest['macs']:,} MACs per image. Raise --param-budget, "
+            f"--flash-budget or --macs-budget, or shrink the space. Received: "
+            f"param_budget={self.param_budget}, flash_budget={self.flash_budget}, "
+            f"macs_budget={self.macs_budget}")
 
     def to_dict(self):
         """JSON-safe description, compared on resume."""
+        # Device budgets only when set, so a search recorded before they existed resumes.
+        budgets = {name: getattr(self, name) for name in ("flash_budget", "macs_budget")
+                   if getattr(self, name) is not None}
         return {"base_model": self.base_model.to_dict(), "base_train": self.base_train.to_dict(),
-                "ranges": self.ranges, "param_budget": self.param_budget}
+                "ranges": self.ranges, "param_budget": self.param_budget, **budgets}
 
 
 def _declare(hp, name, spec):

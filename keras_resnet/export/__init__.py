@@ -1,5 +1,6 @@
-"""Export to SavedModel and TFLite (float32, float16, dynamic-range and full int8), with
-an evaluation of every format against the Keras model.
+"""Export to SavedModel and TFLite (float32, float16, dynamic-range and full int8) and to
+TensorFlow Lite Micro (`tflm`: the int8 model run under TFLM, with C++ sources), with an
+evaluation of every format against the Keras model.
 
 `python -m keras_resnet.export RUN_DIR` is the command; `export_model` the library call
 behind it (and behind `train.py --export`); `load_predictor` opens any exported model.

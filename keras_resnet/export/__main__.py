@@ -53,6 +53,8 @@ def _read_run(run_dir):
 
 
 def _load_data(run_config, data_dir, formats):
+    if "tflm" in formats:
+        formats = (*formats, "tflite-int8")  # tflm is the int8 model, calibrated the same
     data_config = run_config.get("data") or {}
     input_shape = (run_config.get("model") or {}).get("input_shape", (32, 32, 3))
     try:
@@ -93,7 +95,7 @@ def main(argv=None):
     from keras_resnet.export.exporter import export_model
 
     splits = None
-    if "tflite-int8" in formats or not args.skip_eval:
+    if {"tflite-int8", "tflm"} & set(formats) or not args.skip_eval:
         splits = _load_data(run_config, data_dir, formats)
     test_images = test_labels = None
     if splits is not None and not args.skip_eval:

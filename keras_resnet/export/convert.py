@@ -19,6 +19,9 @@ FORMATS = {
     "tflite-fp16": "model_float16.tflite",
     "tflite-dynamic": "model_dynamic.tflite",
     "tflite-int8": "model_int8.tflite",
+    # TensorFlow Lite Micro: the int8 model checked under TFLM, as C++ sources
+    # (keras_resnet.export.micro); it implies tflite-int8.
+    "tflm": "tflm",
 }
 TFLITE_FORMATS = tuple(name for name in FORMATS if name.startswith("tflite"))
 # The calibration size: a few hundred images pin the activation ranges of a
@@ -36,7 +39,8 @@ def check_formats(formats):
         A tuple of format names.
 
     Raises:
-        ValueError: if `formats` is empty or names an unknown format.
+        ValueError: if `formats` is empty or names an unknown format, or names `tflm`
+            without the `tflite-micro` package installed.
 
     Example:
 
@@ -52,6 +56,10 @@ def check_formats(formats):
             f"Unknown or no export format; expected some of {', '.join(FORMATS)}. "
             f"Received: formats={','.join(unknown) if unknown else ''!r}"
         )
+    if "tflm" in formats:
+        from keras_resnet.export import micro
+
+        micro.check_available()
     return formats
 
 

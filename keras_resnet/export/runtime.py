@@ -16,6 +16,19 @@ import numpy as np
 EVAL_BATCH_SIZE = 250
 
 
+def quantize(images, scale, zero_point, dtype):
+    """Raw pixels to a model's input type: `round(x / scale) + zero_point`, saturated.
+
+    A `scale` of 0 is TFLite's "not quantized": the images are only cast.
+    """
+    dtype = np.dtype(dtype)
+    if not scale:
+        return np.asarray(images).astype(dtype)
+    info = np.iinfo(dtype)
+    quantized = np.round(np.asarray(images, np.float32) / scale + zero_point)
+    return np.clip(quantized, info.min, info.max).astype(dtype)
+
+
 class Predictor:
     """Maps a batch of raw 0-255 images `(n, height, width, channels)` to probabilities.
 
@@ -74,29 +87,26 @@ class TFLitePredictor(Predictor):
         path: str. The `.tflite` file.
         name: str. The format name. Defaults to `"tflite"`.
         num_threads: int or None. Interpreter threads; `None` uses every core.
+        reference_kernels: bool. Run TFLite's reference kernels (the arithmetic TFLite
+            Micro's kernels implement) instead of the optimized ones and XNNPACK, whose
+            int8 rounding differs. Defaults to `False`.
     """
 
-    def __init__(self, path, name="tflite", num_threads=None):
+    def __init__(self, path, name="tflite", num_threads=None, reference_kernels=False):
         import tensorflow as tf
 
+        resolver = (tf.lite.experimental.OpResolverType.BUILTIN_REF if reference_kernels
+                    else tf.lite.experimental.OpResolverType.AUTO)
         with warnings.catch_warnings():
             # tf.lite.Interpreter warns that it moves to ai_edge_litert, not installed here.
             warnings.simplefilter("ignore")
             self.interpreter = tf.lite.Interpreter(
-                model_path=path, num_threads=num_threads or os.cpu_count())
+                model_path=path, num_threads=num_threads or os.cpu_count(),
+                experimental_op_resolver_type=resolver)
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = None
         super().__init__(name, self.input["shape"][1:])
-
-    def _quantize(self, images):
-        scale, zero_point = self.input["quantization"]
-        dtype = np.dtype(self.input["dtype"])
-        if not scale:
-            return images.astype(dtype)
-        info = np.iinfo(dtype)
-        quantized = np.round(images.astype(np.float32) / scale + zero_point)
-        return np.clip(quantized, info.min, info.max).astype(dtype)
 
     def predict_batch(self, images):
         if len(images) != self.batch_size:
@@ -105,7 +115,9 @@ class TFLitePredictor(Predictor):
                                                                        *self.input_shape])
             self.interpreter.allocate_tensors()
             self.batch_size = len(images)
-        self.interpreter.set_tensor(self.input["index"], self._quantize(images))
+        scale, zero_point = self.input["quantization"]
+        self.interpreter.set_tensor(self.input["index"],
+                                   quantize(images, scale, zero_point, self.input["dtype"]))
         self.interpreter.invoke()
         outputs = self.interpreter.get_tensor(self.output["index"])
         scale, zero_point = self.output["quantization"]
