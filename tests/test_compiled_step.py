@@ -15,7 +15,7 @@ from PIL import Image
 from keras_resnet import bench
 from keras_resnet.config import ResNetConfig
 from keras_resnet.data.sources import DataSplits
-from keras_resnet.training import RECIPES, TrainConfig, fit, runtime, step
+from keras_resnet.training import TrainConfig, fit, runtime, step
 from keras_resnet.training.config import OPTIMIZERS
 from keras_resnet.variants import VARIANTS, get_variant
 from tuner import hypermodel
@@ -76,13 +76,13 @@ def test_every_optimizer_trains_under_jit(optimizer, lookahead):
                                        keras.ops.convert_to_numpy(variable), rtol=1e-6)
 
 
-@pytest.mark.parametrize("name", sorted(RECIPES))
+@pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_every_variant_recipe_trains_under_jit_in_mixed_precision(name):
     # Each paper's recipe (optimizer, Lookahead, clipping, schedule, augmentation, decay)
     # on a small network: what must compile is the recipe, and the network is tested
     # with the registry in test_model.py.
     precision = "mixed_float16" if name == "efficient" else "mixed_bfloat16"
-    config = dataclasses.replace(RECIPES[name], batch_size=8, epochs=2, jit="on",
+    config = dataclasses.replace(VARIANTS[name].recipe, batch_size=8, epochs=2, jit="on",
                                  precision=precision)
     model, train_model, _, logs = _train_steps(SMALL, config)
     assert np.isfinite(logs["loss"][-1])
@@ -118,7 +118,7 @@ def _describe(train_model):
 def test_train_tuner_and_bench_compile_the_same_step(monkeypatch, tmp_path):
     # Global pooling: the tuner's space writes tiny's pool of 8 on an 8x8 grid that way.
     model_config = dataclasses.replace(get_variant("tiny"), blocks=(1, 1, 1), pool_size=None)
-    train_config = dataclasses.replace(RECIPES["efficient"], batch_size=8, epochs=1,
+    train_config = dataclasses.replace(VARIANTS["efficient"].recipe, batch_size=8, epochs=1,
                                        steps_per_epoch=1, precision="mixed_bfloat16",
                                        jit="on", val_split=0.25)
     built = {}

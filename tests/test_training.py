@@ -10,7 +10,8 @@ import pytest
 
 from keras_resnet import build_resnet, get_variant
 from keras_resnet.data import DataSplits
-from keras_resnet.training import RECIPES, TrainConfig
+from keras_resnet.training import TrainConfig
+from keras_resnet.variants import VARIANTS
 from keras_resnet.training import checkpoint as checkpoint_lib
 from keras_resnet.training.config import OPTIMIZERS
 from keras_resnet.training.fit import TrainingDiverged, fit
@@ -118,10 +119,14 @@ def test_train_config_validation(kwargs, message):
         TrainConfig(**kwargs)
 
 
-def test_every_variant_has_a_recipe():
+def test_every_variant_has_its_papers_recipe():
+    from keras_resnet.training import get_recipe
     from keras_resnet.variants import VARIANTS
 
-    assert set(RECIPES) == set(VARIANTS)
+    for name, variant in VARIANTS.items():
+        assert isinstance(variant.recipe, TrainConfig)
+        assert get_recipe(name) is variant.recipe
+    assert get_recipe("custom") == TrainConfig()
 
 
 def test_fit_writes_a_complete_run_folder(splits, tmp_path):
@@ -231,7 +236,7 @@ def test_checkpoint_writes_leave_no_partial_files(splits, tmp_path):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("variant", sorted(RECIPES))
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
 def test_every_variant_recipe_runs_a_short_epoch(splits, tmp_path, variant):
     import dataclasses
 
@@ -239,7 +244,8 @@ def test_every_variant_recipe_runs_a_short_epoch(splits, tmp_path, variant):
 
     # The paper's recipe as it is (optimizer, schedule, Lookahead, clipping, decay,
     # augmentation), with a small batch and 2 steps so all seven fit in CI.
-    recipe = dataclasses.replace(RECIPES[variant], epochs=1, steps_per_epoch=2, batch_size=8,
+    recipe = dataclasses.replace(VARIANTS[variant].recipe, epochs=1, steps_per_epoch=2,
+                                 batch_size=8,
                                  precision="float32", jit="off")
     config = dataclasses.replace(VARIANTS[variant].config, num_classes=splits.num_classes)
     metrics = fit(config, recipe, splits, str(tmp_path / variant), variant=variant, verbose=0)

@@ -1,5 +1,5 @@
 """Training: configs and recipes, optimizers (Lookahead), schedules, checkpoints, fit."""
 
-from keras_resnet.training.config import RECIPES, TrainConfig, get_recipe
+from keras_resnet.training.config import TrainConfig, get_recipe
 
-__all__ = ["RECIPES", "TrainConfig", "get_recipe"]
+__all__ = ["TrainConfig", "get_recipe"]

@@ -174,37 +174,6 @@ class TrainConfig:
         return cls(**values)
 
 
-# Each paper's recipe (SPEC.md, "Training recipes"), keyed by variant name.
-RECIPES = {
-    "resnet18": TrainConfig(optimizer="sgd", learning_rate=0.1, weight_decay=5e-4,
-                            epochs=200, batch_size=128),
-    "reduced": TrainConfig(optimizer="adam", learning_rate=1e-3, weight_decay=5e-5,
-                           epochs=200, batch_size=64),
-    "narrow_deep": TrainConfig(optimizer="adam", learning_rate=1e-3, epochs=80,
-                               batch_size=128),
-    # Paper 002: SGD 0.1 + Lookahead, cosine, 5e-4 decay, gradients clipped by value 0.1.
-    "efficient": TrainConfig(optimizer="sgd", learning_rate=0.1, momentum=0.9,
-                             weight_decay=5e-4, clip_value=0.1, lookahead=True, epochs=200,
-                             batch_size=128),
-    # Paper 003: Adam 0.01, divided by 3 every 20 epochs, batch 100, 50 epochs.
-    "tiny": TrainConfig(optimizer="adam", learning_rate=0.01, schedule="step", decay_epochs=20,
-                        decay_rate=1 / 3, epochs=50, batch_size=100),
-    "shallow": TrainConfig(optimizer="adam", learning_rate=1e-3, schedule="constant",
-                           epochs=30, batch_size=128),
-    # Paper 004: Adam 1e-4, reduce on plateau (patience 2), L2 1e-3, batch 256, heavy
-    # augmentation.
-    "deep": TrainConfig(optimizer="adam", learning_rate=1e-4, schedule="plateau",
-                        plateau_patience=2, weight_decay=1e-3, epochs=200, batch_size=256,
-                        augment=("crop", "zoom", "translate", "flip", "color")),
-    # MLPerf Tiny's train.py: Adam 1e-3 times 0.99 after every epoch, batch 32, 500 epochs,
-    # L2 1e-4 on the conv kernels (gradient 2e-4 w: our coupled weight_decay, which decays
-    # every weight), rotation 15 degrees, shifts of 0.1 and horizontal flips.
-    "resnet8": TrainConfig(optimizer="adam", learning_rate=1e-3, schedule="step",
-                           decay_epochs=1, decay_rate=0.99, weight_decay=2e-4, epochs=500,
-                           batch_size=32, augment=("translate", "rotate", "flip")),
-}
-
-
 # Time to accuracy, after airbench and "How to train your ResNet" (Page, 2018): a large
 # batch, one-cycle with a short warm-up, Nesterov SGD, label smoothing 0.2 (airbench's
 # value), Lookahead in place of airbench's weight averaging, flip test-time augmentation,
@@ -232,4 +201,6 @@ def get_recipe(variant, recipe="paper"):
                          f"Received: recipe={recipe!r}")
     if recipe == "fast":
         return FAST_RECIPE
-    return RECIPES.get(variant, TrainConfig())
+    from keras_resnet.variants import VARIANTS
+
+    return VARIANTS[variant].recipe if variant in VARIANTS else TrainConfig()
