@@ -8,29 +8,14 @@ import keras
 import numpy as np
 
 from keras_resnet.model import build_resnet, count_params
-from keras_resnet.training import checkpoint, records, runtime
+from keras_resnet.training import checkpoint, records, run_folder, runtime
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
 from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
+from keras_resnet.training.run_folder import check_run_dir  # noqa: F401 - its old home
 
 
 class TrainingDiverged(RuntimeError):
     """Raised when the loss becomes NaN or infinite; the last good checkpoint is kept."""
-
-
-def check_run_dir(run_dir, resume):
-    """Checks that `run_dir` may be used: new without `resume`, a run with it.
-
-    Raises:
-        ValueError: if `run_dir` holds a run and `resume` is False, or holds none and
-            `resume` is True.
-    """
-    exists = os.path.exists(os.path.join(run_dir, "config.json"))
-    if exists and not resume:
-        raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                         f"choose another --output. Received: output={run_dir!r}")
-    if resume and not exists:
-        raise ValueError(f"Nothing to resume: {run_dir} has no config.json. "
-                         f"Received: output={run_dir!r}")
 
 
 def fit(model_config, train_config, data, run_dir, variant="custom", resume=False,
@@ -60,22 +45,30 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
         ValueError: for an unusable `run_dir` or inconsistent configs.
         TrainingDiverged: if the loss becomes NaN or infinite.
     """
-    check_run_dir(run_dir, resume)
-    os.makedirs(run_dir, exist_ok=True)
-    if not resume:
-        records.write_json(os.path.join(run_dir, "config.json"), {
+    with run_folder.hold(run_dir, resume):
+        keras.utils.set_random_seed(train_config.seed)
+        precision = runtime.resolve_precision(train_config.precision)
+        jit = runtime.resolve_jit(train_config.jit)
+        # config.json is written when training really starts: a start that fails before
+        # leaves no run behind, and a resume's changes are recorded only once in effect.
+        record = _config_recorder(run_dir, {
             "variant": variant, "model": model_config.to_dict(),
             "train": train_config.to_dict(), "data": data_info or {}})
-    keras.utils.set_random_seed(train_config.seed)
-    precision = runtime.resolve_precision(train_config.precision)
-    jit = runtime.resolve_jit(train_config.jit)
-    previous_policy = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(precision)
-    try:
-        return _fit(model_config, train_config, data, run_dir, variant, resume, precision,
-                    jit, verbose, extra_callbacks)
-    finally:
-        keras.config.set_dtype_policy(previous_policy)
+        previous_policy = keras.config.dtype_policy()
+        keras.config.set_dtype_policy(precision)
+        try:
+            return _fit(model_config, train_config, data, run_dir, variant, resume, precision,
+                        jit, verbose, (record, *extra_callbacks))
+        finally:
+            keras.config.set_dtype_policy(previous_policy)
+
+
+def _config_recorder(run_dir, config):
+    def on_train_begin(logs=None):
+        state = checkpoint.load_state(os.path.join(run_dir, "checkpoints"))
+        run_folder.record_config(run_dir, config, state["epoch"] if state else 0)
+
+    return keras.callbacks.LambdaCallback(on_train_begin=on_train_begin)
 
 
 def _fit(model_config, train_config, data, run_dir, variant, resume, precision, jit, verbose,
