@@ -185,11 +185,15 @@ def test_load_data_split_is_stratified_and_deterministic(cifar_python):
     assert len(first.x_test) == 20  # test untouched
 
 
-def _fake_tfds(monkeypatch, load):
+def _fake_tfds(monkeypatch, load, online=True):
+    from keras_resnet.data import sources
+
     info = types.SimpleNamespace(features={"label": types.SimpleNamespace(names=["a", "b"])})
     module = types.SimpleNamespace(
         load=lambda *args, **kwargs: load(info), as_numpy=lambda split: split)
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", module)
+    monkeypatch.setattr(sources, "_reachable", lambda address, timeout=None: online)
+    monkeypatch.setenv("TFDS_DATA_DIR", "/nonexistent/tfds")
 
 
 def test_tfds_source(monkeypatch):
@@ -209,6 +213,38 @@ def test_tfds_offline_says_to_pass_data_dir(monkeypatch):
             as error:
         load_data()
     assert "\n" not in str(error.value)
+
+
+def test_tfds_offline_is_told_in_seconds_without_trying_to_download(monkeypatch):
+    import time
+
+    def download(info):
+        raise AssertionError("tfds.load must not be called offline")
+
+    _fake_tfds(monkeypatch, download, online=False)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="no network.*--data-dir") as error:
+        load_data()
+    assert time.perf_counter() - started < 1.0
+    assert "../shared" not in str(error.value) and "\n" not in str(error.value)
+
+
+def test_reachable_answers_within_its_timeout():
+    import socket
+    import time
+
+    from keras_resnet.data import sources
+
+    # A listening socket that never accepts still completes the handshake: reachable.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    assert sources._reachable(server.getsockname(), timeout=1.0)
+    port = server.getsockname()[1]
+    server.close()
+    started = time.perf_counter()
+    assert not sources._reachable(("127.0.0.1", port), timeout=1.0)  # refused
+    assert time.perf_counter() - started < 1.5
 
 
 def _png_bytes():

@@ -9,7 +9,9 @@ import pytest
 MODULES = ["keras_resnet.config", "keras_resnet.model", "keras_resnet.blocks",
            "keras_resnet.variants", "keras_resnet.training.config",
            "keras_resnet.training.lookahead", "keras_resnet.training.schedules",
-           "keras_resnet.training.optimizers", "keras_resnet.training.evaluate"]
+           "keras_resnet.training.optimizers", "keras_resnet.training.evaluate",
+           "keras_resnet.training.run_folder", "keras_resnet.export.manifest",
+           "keras_resnet.data.images", "keras_resnet.limits", "keras_resnet.fields"]
 if keras.backend.backend() == "tensorflow":
     MODULES.append("keras_resnet.training.fused_batch_norm")
 

@@ -52,6 +52,7 @@ def build_parser():
     data.add_argument("--dataset", default="cifar10", help="tensorflow-datasets name")
     data.add_argument("--data-dir", help="local copy: CIFAR-10 archive or image folder")
     data.add_argument("--val-split", type=float, default=0.1, help="held-out fraction (0.1)")
+    cli.add_read_limit_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--output", help="search folder (default saved_models/tuner-<time>); "
                                       "rerun with the same folder to resume")
@@ -167,6 +168,7 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     _checked_positive(args)
+    cli.read_limits(args)
     study = studies.get_study(args.study) if args.study else None
     kind = "grid" if study else args.tuner
     if kind not in hm.TUNERS + ("grid",):
@@ -178,7 +180,8 @@ def main(argv=None):
 
     from keras_resnet.data import load_data
 
-    data = load_data(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed)
+    data = load_data(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed,
+                     limits=cli.read_limits(args))
     space = _make_space(args, variant, ranges, data)
     data_info = {"dataset": args.dataset, "data_dir": args.data_dir and os.path.abspath(
         args.data_dir), "val_split": args.val_split}
