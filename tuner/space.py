@@ -193,6 +193,10 @@ def read_space_file(path):
     if not isinstance(entries, dict):
         raise ValueError(f"Space file {path} must hold a JSON object of dimensions. "
                          f"Received: {type(entries).__name__}")
+    for name in entries:
+        if name not in DIMENSIONS:
+            raise ValueError(f"Space file {path} names an unknown search dimension; expected "
+                             f"some of {', '.join(DIMENSIONS)}. Received: {name!r}")
     return {name: None if spec is True else parse_range(name, spec)
             for name, spec in entries.items() if spec is not False}
 
