@@ -41,7 +41,7 @@ def _check_arrays(x, y, num_classes, batch_size):
 
 
 def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_on="host",
-                  seed=None, drop_remainder=None):
+                  seed=None, drop_remainder=None, start_batch=None):
     """Builds a tf.data pipeline of `(float32 images in [0, 255], one-hot labels)` batches.
 
     In memory: `from_tensor_slices` of the uint8 arrays, `cache()`, and when training a
@@ -65,6 +65,10 @@ def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_o
         drop_remainder: bool or None. Drop the last partial batch. `None` keeps it, as
             tf.data does, so an epoch is `ceil(N / batch_size)` steps (what a caller that
             passes `steps_per_epoch` computes). Defaults to `None`.
+        start_batch: int or None. With a seed when training: the dataset is endless,
+            pass `p` ordered by `(seed, p)` (`keras_resnet.data.order`), starting at this
+            batch of the stream, so a resumed run sees the batches the uninterrupted run
+            saw. `None` keeps the one-pass tf.data shuffle. Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -112,10 +116,18 @@ def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_o
     def augment_images(images, labels):
         return augmentation(images, training=True), labels
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-    if training:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
+    if training and seed is not None and start_batch is not None:
+        from keras_resnet.data.order import index_batches
+
+        images, labels = tf.constant(x), tf.constant(y)
+        dataset = index_batches(len(x), batch_size, seed, start_batch, bool(drop_remainder))
+        dataset = dataset.map(lambda rows: (tf.gather(images, rows), tf.gather(labels, rows)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+        if training:
+            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
     dataset = dataset.map(to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
     if augmentation is not None:
         dataset = dataset.map(augment_images, num_parallel_calls=random_calls,
@@ -141,20 +153,23 @@ class NumpyBatches(keras.utils.PyDataset):
         seed: int or None. Seed of the shuffles. Defaults to `None`.
         mixing: callable or None. From `build_label_mixing`. Defaults to `None`.
         drop_remainder: bool or None. As in `build_dataset`. Defaults to `None`.
+        initial_epoch: int. The epoch the first batches are for (a resumed run's); with a
+            seed, epoch e is ordered by `(seed, e)`. Defaults to `0`.
         **kwargs: `keras.utils.PyDataset` arguments (`workers`, `use_multiprocessing`).
     """
 
     def __init__(self, x, y, num_classes, batch_size, training, seed=None, mixing=None,
-                 drop_remainder=None, **kwargs):
+                 drop_remainder=None, initial_epoch=0, **kwargs):
         super().__init__(**kwargs)
         self.x, self.y = _check_arrays(x, y, num_classes, batch_size)
         self.num_classes, self.batch_size, self.training = num_classes, batch_size, training
         self.mixing = mixing if training else None
         self.drop_remainder = bool(drop_remainder)
         self._rng = np.random.default_rng(seed)
+        self._seed, self._epoch = seed, initial_epoch
         self._order = np.arange(len(self.x))
         self._eye = np.eye(num_classes, dtype=np.float32)
-        self.on_epoch_end()
+        self._shuffle()
 
     def __len__(self):
         rounding = math.floor if self.drop_remainder else math.ceil
@@ -175,12 +190,20 @@ class NumpyBatches(keras.utils.PyDataset):
         return images, labels
 
     def on_epoch_end(self):
-        if self.training:
-            self._order = self._rng.permutation(len(self.x))
+        self._epoch += 1
+        self._shuffle()
+
+    def _shuffle(self):
+        if not self.training:
+            return
+        # With a seed, epoch e's order depends on (seed, e) only, so a resume repeats it.
+        rng = self._rng if self._seed is None else np.random.default_rng(
+            [self._seed, self._epoch])
+        self._order = rng.permutation(len(self.x))
 
 
 def build_numpy_batches(x, y, num_classes, batch_size, training, seed=None, augment=(),
-                        drop_remainder=None):
+                        drop_remainder=None, initial_epoch=0):
     """Builds a `keras.utils.PyDataset` of one-hot batches from memory, for any backend.
 
     The TF-free path (`KERAS_BACKEND=jax`): shuffled batches each epoch (seeded), float32
@@ -197,6 +220,7 @@ def build_numpy_batches(x, y, num_classes, batch_size, training, seed=None, augm
         augment: str or tuple of str. Only `"mixup"` and `"cutmix"` act here.
             Defaults to `()`.
         drop_remainder: bool or None. As in `build_dataset`. Defaults to `None`.
+        initial_epoch: int. See `NumpyBatches`. Defaults to `0`.
 
     Returns:
         A `NumpyBatches` (`keras.utils.PyDataset`).
@@ -210,7 +234,7 @@ def build_numpy_batches(x, y, num_classes, batch_size, training, seed=None, augm
     """
     mixing = build_label_mixing(augment, seed=seed) if training else None
     return NumpyBatches(x, y, num_classes, batch_size, training, seed=seed, mixing=mixing,
-                        drop_remainder=drop_remainder)
+                        drop_remainder=drop_remainder, initial_epoch=initial_epoch)
 
 
 def build_device_training_model(model, augmentation):

@@ -71,6 +71,19 @@ def _config_recorder(run_dir, config):
     return keras.callbacks.LambdaCallback(on_train_begin=on_train_begin)
 
 
+def _apply_changed_learning_rate(optimizer, train_config, run_dir):
+    # A constant (or plateau-reduced) rate is an optimizer variable, which the checkpoint
+    # just restored: a resume given another --learning-rate must train at it. A schedule
+    # is rebuilt from the new config anyway.
+    recorded = run_folder.read_run_config(os.path.join(run_dir, "config.json")).get("train", {})
+    if recorded.get("learning_rate") == train_config.learning_rate:
+        return
+    try:
+        optimizer.learning_rate = train_config.learning_rate
+    except TypeError:
+        pass  # a LearningRateSchedule
+
+
 def _fit(model_config, train_config, data, run_dir, variant, resume, precision, jit, verbose,
          extra_callbacks):
     from keras_resnet.data import augment as augment_lib
@@ -109,10 +122,14 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
             metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
             jit_compile=jit, steps_per_execution=train_config.steps_per_execution)
 
-        train_data, validation_data = _datasets(data, train_config, augment_on, steps_per_epoch)
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
         state = checkpoint.restore(train_model, checkpoint_dir) if resume else None
         initial_epoch = state["epoch"] if state else 0
+        if state:
+            _apply_changed_learning_rate(train_model.optimizer, train_config, run_dir)
+        # After the restore: the data continues at the resumed epoch's batches.
+        train_data, validation_data = _datasets(data, train_config, augment_on, steps_per_epoch,
+                                                initial_epoch)
 
         monitor = "val_loss" if validation_data is not None else "loss"
         stateful = {}
@@ -173,7 +190,7 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, precision, 
     return metrics
 
 
-def _datasets(data, train_config, augment_on, steps_per_epoch):
+def _datasets(data, train_config, augment_on, steps_per_epoch, initial_epoch=0):
     """Returns the training and validation data in the form the backend needs."""
     num_classes = len(data.class_names)
     batch_size = train_config.batch_size
@@ -184,10 +201,10 @@ def _datasets(data, train_config, augment_on, steps_per_epoch):
         # On the device only image augmentations run; mixup and cutmix stay in tf.data.
         host = train_config.augment if augment_on == "host" else tuple(
             a for a in train_config.augment if a in ("mixup", "cutmix"))
+        # Endless, each pass ordered by (seed, pass): epoch e starts at batch e * steps.
         train = build_dataset(data.x_train, data.y_train, num_classes, batch_size, training=True,
-                              augment=host, seed=train_config.seed)
-        if train_config.steps_per_epoch:
-            train = train.repeat()
+                              augment=host, seed=train_config.seed,
+                              start_batch=initial_epoch * steps_per_epoch)
         val = build_dataset(data.x_val, data.y_val, num_classes, batch_size,
                             training=False) if has_val else None
         return train, val
@@ -195,7 +212,8 @@ def _datasets(data, train_config, augment_on, steps_per_epoch):
 
     mixing = tuple(a for a in train_config.augment if a in ("mixup", "cutmix"))
     train = build_numpy_batches(data.x_train, data.y_train, num_classes, batch_size,
-                                training=True, seed=train_config.seed, augment=mixing)
+                                training=True, seed=train_config.seed, augment=mixing,
+                                initial_epoch=initial_epoch)
     val = None
     if has_val:
         val = (data.x_val.astype("float32"),
