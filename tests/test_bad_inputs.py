@@ -187,6 +187,8 @@ CASES = [
      "Cannot load the Keras model safely"),
     ("predict-lambda-keras", "predict", lambda t: [lambda_model(t), png(t / "x.png")],
      "Cannot load the Keras model safely"),
+    ("predict-flex-tflite", "predict", lambda t: [flex_tflite(t), png(t / "x.png")],
+     "needs TensorFlow operators (FlexAsString, FlexWriteFile)"),
     ("predict-corrupt-image", "predict",
      lambda t: [plain_model(t), write(t / "x.png", b"\x89PNG\r\n\x1a\n truncated")],
      "Cannot decode image"),
@@ -245,6 +247,26 @@ def plain_model(tmp, name="plain.keras", lambda_layer=False):
 
 def lambda_model(tmp):
     return plain_model(tmp, "lambda.keras", lambda_layer=True)
+
+
+def flex_tflite(tmp):
+    """A TFLite file whose graph writes a file, through TensorFlow ("Flex") operators."""
+    import tensorflow as tf
+
+    target = str(tmp / "written-by-the-model.txt")
+
+    class Writer(tf.Module):
+        @tf.function(input_signature=[tf.TensorSpec([1, 8, 8, 3], tf.float32)])
+        def __call__(self, x):
+            tf.io.write_file(target, tf.strings.as_string(x[0, 0, 0, 0]))
+            return tf.nn.softmax(tf.reduce_mean(x, axis=[1, 2])[:, :2])
+
+    module = Writer()
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [module.__call__.get_concrete_function()], module)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
+                                           tf.lite.OpsSet.SELECT_TF_OPS]
+    return write(tmp / "writer.tflite", converter.convert())
 
 
 def float_tiff(path):

@@ -84,6 +84,14 @@ class TFLitePredictor(Predictor):
             warnings.simplefilter("ignore")
             self.interpreter = tf.lite.Interpreter(
                 model_path=path, num_threads=num_threads or os.cpu_count())
+        # TensorFlow ("Flex") operators would run arbitrary TensorFlow kernels (file
+        # writes included) if a Flex delegate were linked: refused whatever the build.
+        flex = sorted({op["op_name"] for op in self.interpreter._get_ops_details()
+                       if op["op_name"].startswith("Flex")})
+        if flex:
+            raise ValueError("The TFLite model needs TensorFlow operators "
+                             f"({', '.join(flex[:5])}), which are not run here: only "
+                             f"TFLite's builtin operators are. Received: model={path!r}")
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = None
