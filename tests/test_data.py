@@ -509,3 +509,37 @@ def test_docstring_examples_run(module_name):
     module = importlib.import_module(module_name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_and_other_modes_convert_without_clipping(tmp_path, channels):
+    from keras_resnet.data.images import decode_images
+
+    def saved(name, image):
+        path = str(tmp_path / name)
+        image.save(path)
+        return (name, path)
+
+    dark = saved("dark16.png", Image.fromarray(np.full((4, 4), 20000, np.uint16)))
+    light = saved("light16.png", Image.fromarray(np.full((4, 4), 50000, np.uint16)))
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([10, 200, 30] + [0] * 765)
+    rgba = Image.new("RGBA", (4, 4), (10, 200, 30, 0))
+    grey_alpha = Image.new("LA", (4, 4), (90, 255))
+    decoded = decode_images([dark, light, saved("p.png", palette), saved("rgba.png", rgba),
+                             saved("la.png", grey_alpha)], (4, 4), channels)
+    # 16-bit levels scale by 255/65535: 20000 -> 78, 50000 -> 195 (Pillow alone gives 255).
+    assert decoded[0].min() == decoded[0].max() == 78
+    assert decoded[1].min() == decoded[1].max() == 195
+    if channels == 3:
+        assert decoded[2, 0, 0].tolist() == [10, 200, 30] == decoded[3, 0, 0].tolist()
+    assert decoded[4].min() == decoded[4].max() == 90
+
+
+def test_floating_point_images_are_refused_by_name(tmp_path):
+    from keras_resnet.data.images import decode_images
+
+    path = str(tmp_path / "float.tiff")
+    Image.fromarray(np.full((4, 4), 0.5, np.float32), "F").save(path)
+    with pytest.raises(ValueError, match="float.tiff has floating-point pixels"):
+        decode_images([("float.tiff", path)], (4, 4), 3, formats=None)
