@@ -180,6 +180,10 @@ def resolve(args):
 
         if not args.output:
             raise ValueError("--resume needs --output naming the run folder to continue.")
+        if args.recipe != "paper":
+            raise ValueError("--resume continues the run's own recipe (its config.json); "
+                             "give changes as flags. Received: recipe="
+                             f"{args.recipe!r}")
         if args.config:
             raise ValueError("--resume continues from the run's own config.json; give "
                              "changes as flags, not --config. Received: config="

@@ -126,6 +126,12 @@ CASES = [
      "Received: ['optimizer']"),
     ("data-dir-number", "train", lambda t: ["--config", write(t / "c.json", '{"data": {"data_dir": 5}}')],
      "`data.data_dir` must be a string"),
+    ("seed-negative", "train", lambda t: [*TINY, "--seed", "-1"], "`seed` must be 0 or more"),
+    ("lr-nan-flag", "train", lambda t: [*TINY, "--learning-rate", "nan"],
+     "`learning_rate` must be a finite number"),
+    ("yaml-python-object", "train",
+     lambda t: ["--config", write(t / "c.yaml", "train: !!python/object/apply:os.system [echo hi]\n")],
+     "could not be parsed"),
     ("unknown-train-field", "train", lambda t: ["--config", write(t / "c.json", '{"train": {"lr": 1}}')],
      "Unknown training field(s) lr"),
     # --output: never a user's folder, never a file, never a folder another process holds
@@ -148,6 +154,9 @@ CASES = [
     ("resume-with-config", "train",
      lambda t: ["--output", fake_run(t / "run"), "--resume", "--config", write(t / "c.json", "{}")],
      "--resume continues from the run's own config.json"),
+    ("resume-other-recipe", "train",
+     lambda t: ["--output", fake_run(t / "run"), "--resume", "--recipe", "fast"],
+     "--resume continues the run's own recipe"),
     ("resume-config-not-object", "train",
      lambda t: ["--output", fake_run(t / "run", config="[1, 2]"), "--resume"],
      "must be a mapping with sections"),
@@ -227,6 +236,9 @@ CASES = [
      "names an unknown search dimension"),
     ("space-not-object", "tuner", lambda t: ["--space", space(t, "[1, 2]")],
      "must hold a JSON object"),
+    ("tuner-output-user-folder", "tuner",
+     lambda t: ["--output", (write(t / "mine" / "leaderboard.md", "my notes"), str(t / "mine"))[1]],
+     "is not empty and holds no search"),
     ("tuner-absurd-flag", "tuner", lambda t: ["--blocks", "1:1e6"], "`blocks` must stay within"),
     ("tuner-limit-zero", "tuner", lambda t: ["--max-archive-mb", "0"], "--max-archive-mb must be positive"),
 ]
@@ -320,3 +332,19 @@ def test_yaml_1e_3_is_a_learning_rate_not_an_error(tmp_path, capsys):
     assert run_main(train.main, ["--variant", "tiny", "--config", config, "--dry-run"]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["train"]["learning_rate"] == 0.001 and result["train"]["epochs"] == 12
+
+
+@pytest.mark.parametrize("error, code, line", [
+    (PermissionError(13, "Permission denied", "/read-only/run"), 2,
+     "error: PermissionError: [Errno 13] Permission denied: '/read-only/run'"),
+    (OSError(28, "No space left on device"), 2, "error: OSError: [Errno 28] No space left"),
+    (KeyError("weights"), 1, "error: KeyError: 'weights' (an internal error; rerun with --debug"),
+    (KeyboardInterrupt(), 130, "error: interrupted"),
+])
+def test_run_main_turns_any_error_into_one_line(capsys, error, code, line):
+    def main(argv):
+        raise error
+
+    assert run_main(main, []) == code
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and err.startswith(line), err

@@ -135,6 +135,20 @@ def _make_space(args, variant, ranges, data=None):
     return space
 
 
+def _check_output(output):
+    """Refuses an --output that is a file, or a non-empty folder that holds no search."""
+    if output is None or not os.path.exists(output):
+        return
+    if not os.path.isdir(output):
+        raise ValueError(f"--output must be a folder, and this is a file. "
+                         f"Received: output={output!r}")
+    names = os.listdir(output)
+    if names and "search.json" not in names:
+        raise ValueError(f"{output} is not empty and holds no search (no search.json); choose "
+                         f"a new or empty --output so that no file of yours is overwritten. "
+                         f"Received: output={output!r}")
+
+
 def _prepare_output(args, role, signature):
     output = args.output or os.path.join(
         "saved_models", f"{'study-' + args.study if args.study else 'tuner'}-"
@@ -142,7 +156,7 @@ def _prepare_output(args, role, signature):
     record = os.path.join(output, "search.json")
     if role == "worker":
         return output  # the chief owns the folder's state
-    if args.overwrite:
+    if args.overwrite and os.path.exists(record):  # only a search of ours is discarded
         shutil.rmtree(os.path.join(output, "search"), ignore_errors=True)
         if os.path.exists(record):
             os.remove(record)
@@ -169,6 +183,8 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     _checked_positive(args)
     cli.read_limits(args)
+    if _role() != "worker":
+        _check_output(args.output)
     study = studies.get_study(args.study) if args.study else None
     kind = "grid" if study else args.tuner
     if kind not in hm.TUNERS + ("grid",):

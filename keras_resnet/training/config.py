@@ -149,6 +149,8 @@ class TrainConfig:
         if self.plateau_patience < 1:
             raise ValueError("`plateau_patience` must be positive. "
                              f"Received: plateau_patience={self.plateau_patience!r}")
+        if self.seed < 0:  # numpy's generators take no negative seed
+            raise ValueError(f"`seed` must be 0 or more. Received: seed={self.seed!r}")
 
     def to_dict(self):
         """Returns the config as a JSON-safe dict."""
