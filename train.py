@@ -162,8 +162,8 @@ def _check_resume_architecture(args, file, overrides):
                      if getattr(saved, field) != getattr(
                          ResNetConfig.from_dict({**saved.to_dict(), field: value}), field))
     if changed:
-        raise ValueError(f"The architecture of a run cannot change on --resume ({', '.join(changed)} "
-                         f"differ from the run's); start a new --output. "
+        raise ValueError(f"The architecture of a run cannot change on --resume "
+                         f"({', '.join(changed)} differ from the run's); start a new --output. "
                          f"Received: {', '.join(f'{n}={overrides[n]!r}' for n in changed)}")
 
 

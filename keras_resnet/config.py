@@ -47,7 +47,7 @@ def _per_layer(name, value, num_layers, kind):
 class ResNetConfig:
     """Architecture of a compact CIFAR-style ResNet.
 
-    The family of ../shared/SPEC.md: a 3x3 stem, `len(blocks)` residual layers of basic
+    The family of the project spec (SPEC.md): a 3x3 stem, `len(blocks)` residual layers of basic
     blocks (the first block of every layer but the first has stride 2), average pooling
     and a dense classifier. Per-layer fields accept one value (used for every layer) or
     one value per layer; they are stored as tuples, so configs are hashable and JSON-safe.

@@ -42,8 +42,8 @@ def check_value(name, value, kind):
                 number = None
         if isinstance(number, bool) or not isinstance(number, numbers.Real) or \
                 not math.isfinite(number):
-            raise ValueError(f"`{name}` must be {'a finite number' if kind is float else _describe(kind)}"
-                             f". Received: {name}={value!r}")
+            expected = "a finite number" if kind is float else _describe(kind)
+            raise ValueError(f"`{name}` must be {expected}. Received: {name}={value!r}")
         if kind is float:
             return float(number)
         if not float(number).is_integer():

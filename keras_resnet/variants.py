@@ -1,4 +1,4 @@
-"""The registry of published variants (../shared/SPEC.md) as plain data.
+"""The registry of published variants (the project spec, SPEC.md) as plain data.
 
 Add a variant with `register_variant`; the tests are parametrized over `VARIANTS`, so it
 is tested the day it is added.

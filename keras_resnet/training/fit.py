@@ -11,7 +11,6 @@ from keras_resnet.model import build_resnet, count_params
 from keras_resnet.training import checkpoint, records, run_folder, runtime
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
 from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
-from keras_resnet.training.run_folder import check_run_dir  # noqa: F401 - its old home
 
 
 class TrainingDiverged(RuntimeError):
