@@ -161,6 +161,13 @@ def _tfds_prepared(dataset):
 
 def _load_tfds(dataset):
     hint = f"pass --data-dir pointing to a local copy ({LOCAL_COPIES})"
+    # Before importing tfds (seconds) and before its download retries (minutes).
+    if not _tfds_prepared(dataset) and not _reachable(_TFDS_HOST):
+        host, port = _TFDS_HOST
+        raise ValueError(
+            f"Cannot download tfds:{dataset}: no network ({host}:{port} did not answer within "
+            f"{_NETWORK_TIMEOUT:g} s) and no prepared copy in {_tfds_data_dir()}; {hint}. "
+            f"Received: dataset={dataset!r}")
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -168,11 +175,6 @@ def _load_tfds(dataset):
             f"tensorflow-datasets is not installed, so tfds:{dataset} cannot be loaded; "
             f"{hint}. Received: dataset={dataset!r}"
         ) from None
-    if not _tfds_prepared(dataset) and not _reachable(_TFDS_HOST):
-        raise ValueError(
-            f"Cannot download tfds:{dataset}: no network ({_TFDS_HOST} did not answer within "
-            f"{_NETWORK_TIMEOUT:g} s) and no prepared copy in {_tfds_data_dir()}; {hint}. "
-            f"Received: dataset={dataset!r}")
     try:
         (train, test), info = tfds.load(dataset, split=["train", "test"], as_supervised=True,
                                         batch_size=-1, with_info=True)
