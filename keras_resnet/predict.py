@@ -128,8 +128,12 @@ def _labels(text):
     if text is None:
         return None
     if os.path.isfile(text):
-        with open(text) as file:
-            return [line.strip() for line in file if line.strip()]
+        try:
+            with open(text, encoding="utf-8") as file:
+                return [line.strip() for line in file if line.strip()]
+        except UnicodeDecodeError:
+            raise ValueError("--labels must be a text file with one class name per line. "
+                             f"Received: labels={text!r}") from None
     return [name.strip() for name in text.split(",")]
 
 

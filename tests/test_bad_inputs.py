@@ -207,6 +207,9 @@ CASES = [
     ("predict-float-image", "predict",
      lambda t: [plain_model(t), float_tiff(t / "x.tiff")],
      "floating-point pixels (mode F)"),
+    ("predict-binary-labels", "predict",
+     lambda t: [plain_model(t), png(t / "x.png"), "--labels", write(t / "l.txt", b"\xff\xfe\x00")],
+     "--labels must be a text file"),
     ("predict-top-k", "predict", lambda t: [plain_model(t), png(t / "x.png"), "--top-k", "0"],
      "--top-k must be a positive integer"),
     # export: run folders it must not damage
