@@ -207,7 +207,11 @@ def test_predict_files_every_format(exported, data, tmp_path, fmt):
     for index in range(4):
         paths.append(str(tmp_path / f"{index}.png"))
         Image.fromarray(data["x_test"][index]).save(paths[-1])
-    results = predict.predict_files(str(export_dir / convert.FORMATS[fmt]), paths, top_k=2)
+    model = str(export_dir / convert.FORMATS[fmt])
+    if fmt == "saved_model":  # refused unless trusted: its graph runs as code
+        with pytest.raises(ValueError, match="--trust-saved-model"):
+            predict.predict_files(model, paths, top_k=2)
+    results = predict.predict_files(model, paths, top_k=2, trust_saved_model=True)
     assert [r["top_k"][0]["class"] for r in results] == [
         CLASS_NAMES[label] for label in data["y_test"][:4]]
     assert all(len(r["top_k"]) == 2 for r in results)
