@@ -70,6 +70,7 @@ def build_parser():
     data.add_argument("--augment", type=cli.argument_type(parse_augment), default=None,
                       help="comma-separated: crop, flip, cutout, zoom, translate, rotate, "
                            "color, mixup, cutmix; or none")
+    cli.add_read_limit_arguments(parser)
     training = parser.add_argument_group("training (overrides the variant's recipe)")
     training.add_argument("--recipe", default="paper",
                           help="paper (the variant's paper's recipe, default) or fast "
@@ -114,29 +115,66 @@ def list_variants():
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
+CONFIG_SECTIONS = {"variant": str, "model": dict, "train": dict, "data": dict,
+                   "resumes": list}
+
+
 def read_config_file(path):
-    """Reads a JSON or YAML run configuration into a dict."""
+    """Reads a JSON or YAML run configuration into a dict of checked sections."""
     import json
     import os
 
     if not os.path.isfile(path):
         raise ValueError(f"--config {path} does not exist; expected a JSON or YAML file.")
-    with open(path) as handle:
-        text = handle.read()
     try:
+        with open(path) as handle:
+            text = handle.read()
         if path.endswith((".yaml", ".yml")):
             import yaml
 
             values = yaml.safe_load(text)
         else:
             values = json.loads(text)
-    except Exception as error:  # noqa: BLE001 - any parse error is the user's file
-        raise ValueError(f"--config {path} could not be parsed: {error}") from None
-    unknown = sorted(set(values or {}) - {"variant", "model", "train", "data"})
-    if not isinstance(values, dict) or unknown:
+    except Exception as error:  # noqa: BLE001 - any read or parse error is the user's file
+        reason = " ".join(str(error).split()) or type(error).__name__
+        raise ValueError(f"--config {path} could not be parsed: {reason}") from None
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
         raise ValueError(f"--config {path} must be a mapping with sections variant, model, "
-                         f"train, data. Received: {unknown or type(values).__name__}")
+                         f"train, data. Received: {type(values).__name__}")
+    unknown = sorted(str(key) for key in set(values) - set(CONFIG_SECTIONS))
+    if unknown:
+        raise ValueError(f"--config {path} must be a mapping with sections variant, model, "
+                         f"train, data. Received: {unknown}")
+    for section, kind in CONFIG_SECTIONS.items():
+        if section in values and not isinstance(values[section], kind):
+            raise ValueError(f"--config {path}: section `{section}` must be a "
+                             f"{'string' if kind is str else 'mapping' if kind is dict else 'list'}"
+                             f". Received: {section}={values[section]!r}"[:300])
+    for key, value in values.get("data", {}).items():
+        if key in ("dataset", "data_dir") and value is not None and not isinstance(value, str):
+            raise ValueError(f"--config {path}: `data.{key}` must be a string. "
+                             f"Received: {key}={value!r}")
     return values
+
+
+def _check_resume_architecture(args, file, overrides):
+    """Refuses a resume whose flags change the network the checkpoint holds."""
+    from keras_resnet.config import ResNetConfig
+
+    if args.variant is not None and args.variant != file.get("variant"):
+        raise ValueError(f"The run in {args.output} is a {file.get('variant')!r} network; its "
+                         "checkpoint cannot continue as another variant. Drop --variant or "
+                         f"start a new --output. Received: variant={args.variant!r}")
+    saved = ResNetConfig.from_dict(file.get("model", {}))
+    changed = sorted(field for field, value in overrides.items()
+                     if getattr(saved, field) != getattr(
+                         ResNetConfig.from_dict({**saved.to_dict(), field: value}), field))
+    if changed:
+        raise ValueError(f"The architecture of a run cannot change on --resume "
+                         f"({', '.join(changed)} differ from the run's); start a new --output. "
+                         f"Received: {', '.join(f'{n}={overrides[n]!r}' for n in changed)}")
 
 
 def resolve(args):
@@ -152,11 +190,21 @@ def resolve(args):
 
         if not args.output:
             raise ValueError("--resume needs --output naming the run folder to continue.")
+        if args.recipe != "paper":
+            raise ValueError("--resume continues the run's own recipe (its config.json); "
+                             "give changes as flags. Received: recipe="
+                             f"{args.recipe!r}")
+        if args.config:
+            raise ValueError("--resume continues from the run's own config.json; give "
+                             "changes as flags, not --config. Received: config="
+                             f"{args.config!r}")
         args.config = os.path.join(args.output, "config.json")
         if not os.path.exists(args.config):
             raise ValueError(f"Nothing to resume: {args.config} does not exist.")
     file = read_config_file(args.config) if args.config else {}
     overrides = cli.architecture_overrides(args)
+    if args.resume:
+        _check_resume_architecture(args, file, overrides)
     variant = args.variant or file.get("variant")
     if "model" in file:
         base = ResNetConfig.from_dict(file["model"])
@@ -164,7 +212,8 @@ def resolve(args):
         variant = variant or "custom"
     else:
         variant, model_config = cli.resolve_architecture(variant, overrides)
-    train_values = get_recipe(variant, args.recipe).to_dict()
+    # On resume config.json holds the run's effective recipe: the recipe flag is not reapplied.
+    train_values = {} if args.resume else get_recipe(variant, args.recipe).to_dict()
     train_values.update(file.get("train", {}))
     for flag, _, _ in TRAINING_FLAGS:
         name = flag[2:].replace("-", "_")
@@ -180,6 +229,8 @@ def resolve(args):
             data[name] = getattr(args, name)
     data.setdefault("dataset", "cifar10")
     data.setdefault("data_dir", None)
+    # Only where the data comes from is an input; the rest is recorded from the data.
+    data = {"dataset": data["dataset"], "data_dir": data["data_dir"]}
     return variant, model_config, train_config, data
 
 
@@ -201,7 +252,6 @@ def over_flash_budget(export_dir, flash_budget, config):
 
 
 def main(argv=None):
-    import dataclasses
     import os
     import time
 
@@ -230,28 +280,43 @@ def main(argv=None):
         return 0
     output = args.output or os.path.join(
         "saved_models", f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
-    from keras_resnet.training.fit import check_run_dir
-
-    # Before the data is read: a wrong --output should not cost a minute of loading.
-    check_run_dir(output, args.resume)
-    from keras_resnet.training import repeats
+    from keras_resnet.training import repeats, run_folder
 
     seeds = repeats.resolve_seeds(args.seeds, args.repeats, train_config.seed, output,
                                   args.resume)
     if seeds is not None and args.export:
         raise ValueError("--export exports one model; export one seed's run instead. "
                          f"Received: export={args.export!r} with seeds={list(seeds)}")
+    cli.read_limits(args)  # bad limits fail before the run folder is made
     export_formats = None
     if args.export:
         from keras_resnet.export import check_formats
+        from keras_resnet.export.exporter import export_names
+        from keras_resnet.export.manifest import check_export_folder
 
         export_formats = check_formats(args.export)
+        # Refused now, not after hours of training: an export over a file of the user's.
+        check_export_folder(os.path.join(output, "export"), export_names(export_formats))
+    # Checked, created and locked before the data is read: a wrong --output or a second
+    # process on the same run should not cost a minute of loading. (Repeated seeds hold
+    # their folder too: the outer one in run_repeats, each seed's in fit.)
+    with run_folder.hold(output, args.resume):
+        return _train(args, output, variant, config, train_config, data_info, param_budget,
+                      budgets, export_formats, seeds)
 
+
+def _train(args, output, variant, config, train_config, data_info, param_budget, budgets,
+           export_formats, seeds):
+    import dataclasses
+    import os
+
+    from keras_resnet import check_budget, cli
     from keras_resnet.data import load_data
 
     data = load_data(data_info["dataset"], data_info["data_dir"],
                      image_size=config.input_shape[:2], val_split=train_config.val_split,
-                     seed=train_config.seed, channels=config.input_shape[2])
+                     seed=train_config.seed, channels=config.input_shape[2],
+                     limits=cli.read_limits(args))
     if data_info["data_dir"] is not None or data_info["dataset"] != "cifar10":
         # A user's own data: classes and statistics follow it.
         config = dataclasses.replace(config, num_classes=data.num_classes, mean=data.mean,
@@ -263,7 +328,7 @@ def main(argv=None):
     print(f"data: {data.source}: {len(data.x_train)} train, {len(data.x_val)} validation, "
           f"{len(data.x_test)} test images, {data.num_classes} classes", flush=True)
 
-    from keras_resnet.training import fit, records, runtime
+    from keras_resnet.training import fit, records, repeats, runtime
 
     runtime.enable_compile_cache(args.compile_cache)
     try:
@@ -284,18 +349,18 @@ def main(argv=None):
         return EXIT_DIVERGED
     print(records.summary_text(metrics))
     if export_formats:
-        import json
-
         import keras
 
         from keras_resnet.export import export_model
+        from keras_resnet.training.run_folder import read_run_config
 
         # The data is already in memory: calibrate and evaluate on it, not on a re-read.
-        export_model(keras.saving.load_model(os.path.join(output, "model.keras")),
+        export_model(keras.saving.load_model(os.path.join(output, "model.keras"),
+                                             safe_mode=True),
                      os.path.join(output, "export"), export_formats,
                      calibration_images=data.x_train, test_images=data.x_test,
                      test_labels=data.y_test, class_names=list(data.class_names),
-                     source_config=json.load(open(os.path.join(output, "config.json"))))
+                     source_config=read_run_config(os.path.join(output, "config.json")))
         with open(os.path.join(output, "export", "report.md")) as report:
             print(report.read())
         over = over_flash_budget(os.path.join(output, "export"), args.flash_budget, config)

@@ -7,7 +7,7 @@ Measures `load_data` on the unpacked folder (60,000 JPEGs decoded eagerly) and, 
 on the .tar.gz directly; then images per second out of `build_dataset` (batches of 128,
 after a warm-up) with no augmentation, and with crop + flip on the host both seeded (one
 batch at a time, reproducible) and unseeded (parallel); and out of the TF-free
-`build_numpy_batches`. Other jobs may share this CPU, so the load average is recorded with
+`build_array_batches`. Other jobs may share this CPU, so the load average is recorded with
 the numbers. Writes benchmarks/results/data_pipeline.{json,md}.
 """
 
@@ -78,7 +78,8 @@ def machine():
 
 
 def throughput(data, args):
-    from keras_resnet.data.pipeline import build_dataset, build_numpy_batches
+    from keras_resnet.data.batches import build_array_batches
+    from keras_resnet.data.pipeline import build_dataset
 
     x, y, batch_size = data.x_train, data.y_train, args.batch_size
 
@@ -95,9 +96,9 @@ def throughput(data, args):
     }
     results = {name: time_batches(dataset, args.batches, args.warmup, batch_size)
                for name, dataset in runs.items()}
-    numpy_batches = build_numpy_batches(x, y, 10, batch_size, True, seed=0)
-    results["PyDataset (numpy), no augmentation"] = time_batches(
-        (numpy_batches[i % len(numpy_batches)] for i in itertools.count()), args.batches,
+    array_batches = build_array_batches(x, y, 10, batch_size, True, seed=0)
+    results["PyDataset (device arrays), no augmentation"] = time_batches(
+        (array_batches[i % len(array_batches)] for i in itertools.count()), args.batches,
         args.warmup, batch_size)
     return results
 

@@ -11,8 +11,17 @@ import sys
 EXIT_USAGE = 2
 
 
+EXIT_INTERRUPTED = 130
+DEBUG_FLAG = "--debug"
+
+
 class ArgumentParser(argparse.ArgumentParser):
-    """An `argparse.ArgumentParser` whose errors are one line, exit code 2."""
+    """An `argparse.ArgumentParser` whose errors are one line, exit code 2; has `--debug`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.add_argument(DEBUG_FLAG, action="store_true",
+                          help="show the full traceback of an error instead of one line")
 
     def error(self, message):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
@@ -132,23 +141,91 @@ def resolve_architecture(variant, overrides):
     return variant, get_variant(variant, **overrides)
 
 
+def add_read_limit_arguments(parser):
+    """Adds the flags that bound what reading a data set may decode."""
+    from keras_resnet.limits import MB, ReadLimits
+
+    defaults = ReadLimits()
+    group = parser.add_argument_group("limits on untrusted data")
+    group.add_argument("--max-member-mb", type=int, default=defaults.max_member_bytes // MB,
+                       help="largest archive member read, in MB (default %(default)s)")
+    group.add_argument("--max-archive-mb", type=int,
+                       default=defaults.max_archive_bytes // MB,
+                       help="largest total read from an archive, in MB (default %(default)s)")
+    add_pixel_limit_argument(group)
+
+
+def add_pixel_limit_argument(parser):
+    """Adds `--max-image-pixels`."""
+    from keras_resnet.limits import MAX_IMAGE_PIXELS
+
+    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+                        help="most pixels of one image, checked before decoding "
+                             "(default %(default)s)")
+
+
+def read_limits(args):
+    """The `ReadLimits` the flags of `add_read_limit_arguments` give."""
+    from keras_resnet.limits import MB, ReadLimits
+
+    for flag in ("max_member_mb", "max_archive_mb", "max_image_pixels"):
+        if getattr(args, flag) < 1:
+            raise ValueError(f"--{flag.replace('_', '-')} must be positive. "
+                             f"Received: {flag}={getattr(args, flag)}")
+    return ReadLimits(max_member_bytes=args.max_member_mb * MB,
+                      max_archive_bytes=args.max_archive_mb * MB,
+                      max_image_pixels=args.max_image_pixels)
+
+
 def print_json_line(payload):
     """Prints `payload` as the last line of stdout, the machine-readable result."""
     sys.stdout.flush()
     print(json.dumps(payload, sort_keys=True, default=str), flush=True)
 
 
+# Errors a user's input or machine causes: bad values, missing or unreadable files, a full
+# disk. Anything else is a bug of ours, still shown in one line but with its type and exit 1.
+USER_ERRORS = (ValueError, OSError, EOFError)
+
+
+def one_line(error):
+    """An exception's message on one line, its type added when the message is empty."""
+    message = " ".join(str(error).split())
+    if isinstance(error, OSError) and error.filename is not None and not message:
+        message = f"{error.strerror}: {error.filename}"
+    return message or type(error).__name__
+
+
 def run_main(main, argv=None):
-    """Runs `main(argv)`, turning a `ValueError` into one line on stderr and exit 2.
+    """Runs `main(argv)`, turning any error into one line on stderr.
+
+    A user's error (`ValueError`, `OSError` such as a missing or read-only path) exits
+    with 2; an interrupt with 130; anything else (a bug) with 1, its type named. With
+    `--debug` among the arguments the traceback is shown instead.
 
     Returns:
         The exit code.
     """
+    arguments = sys.argv[1:] if argv is None else list(argv)
+    debug = DEBUG_FLAG in arguments
     try:
         return main(argv) or 0
     except SystemExit as exit:  # argparse's own exit, already reported in one line
         return exit.code
-    except (ValueError, FileNotFoundError) as error:
-        message = " ".join(str(error).split())
-        print(f"error: {message}", file=sys.stderr)
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print("error: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except USER_ERRORS as error:
+        if debug:
+            raise
+        prefix = "" if isinstance(error, ValueError) else f"{type(error).__name__}: "
+        print(f"error: {prefix}{one_line(error)}", file=sys.stderr)
         return EXIT_USAGE
+    except Exception as error:  # noqa: BLE001 - one line for anything, traceback on --debug
+        if debug:
+            raise
+        print(f"error: {type(error).__name__}: {one_line(error)} (an internal error; rerun "
+              f"with {DEBUG_FLAG} for the traceback)", file=sys.stderr)
+        return 1

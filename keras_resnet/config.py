@@ -9,6 +9,8 @@ import dataclasses
 import json
 import math
 
+from keras_resnet.fields import check_fields, check_value
+
 SE_PLACEMENTS = ("none", "stem", "block")
 HEADS = ("avg", "avg_max")
 ACTIVATIONS = ("relu", "gelu", "silu", "swish", "elu", "selu", "leaky_relu", "mish", "tanh")
@@ -21,11 +23,13 @@ DEFAULT_PARAM_BUDGET = 5_000_000
 
 def _per_layer(name, value, num_layers, kind):
     """Expands one value to one per layer; checks a tuple has one per layer."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return (kind(value),) * num_layers
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
+        value = (value,)
     try:
-        values = tuple(kind(v) for v in value)
-    except (TypeError, ValueError):
+        if not isinstance(value, (list, tuple)):
+            raise ValueError
+        values = tuple(check_value(name, v, kind) for v in value)
+    except ValueError:
         raise ValueError(
             f"`{name}` must be one number or one per residual layer. Received: {name}={value!r}"
         ) from None
@@ -43,7 +47,7 @@ def _per_layer(name, value, num_layers, kind):
 class ResNetConfig:
     """Architecture of a compact CIFAR-style ResNet.
 
-    The family of ../shared/SPEC.md: a 3x3 stem, `len(blocks)` residual layers of basic
+    The family of the project spec (SPEC.md): a 3x3 stem, `len(blocks)` residual layers of basic
     blocks (the first block of every layer but the first has stride 2), average pooling
     and a dense classifier. Per-layer fields accept one value (used for every layer) or
     one value per layer; they are stored as tuples, so configs are hashable and JSON-safe.
@@ -109,6 +113,7 @@ class ResNetConfig:
 
     def __post_init__(self):
         set_field = lambda name, value: object.__setattr__(self, name, value)  # noqa: E731
+        check_fields(self)
         blocks = _per_layer("blocks", self.blocks, len(_as_tuple(self.blocks)), int)
         if not blocks or any(b < 1 for b in blocks):
             raise ValueError(
@@ -139,7 +144,8 @@ class ResNetConfig:
         set_field("dropout", float(self.dropout))
         set_field("block_dropout", block_dropout)
         input_shape = _as_tuple(self.input_shape)
-        if len(input_shape) != 3 or any(int(d) < 1 for d in input_shape):
+        if len(input_shape) != 3 or any(isinstance(d, bool) or not isinstance(d, int) or d < 1
+                                        for d in input_shape):
             raise ValueError(
                 "`input_shape` must be (height, width, channels) of positive integers. "
                 f"Received: input_shape={self.input_shape!r}"
@@ -209,10 +215,14 @@ class ResNetConfig:
         """Builds a config from `to_dict()` output, refusing unknown keys.
 
         Raises:
-            ValueError: if `values` has a key that is not a config field.
+            ValueError: if `values` is not a dict, has a key that is not a config field,
+                or a value of the wrong type.
         """
+        if not isinstance(values, dict):
+            raise ValueError("An architecture must be a mapping of field names to values. "
+                             f"Received: {type(values).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
+        unknown = sorted(str(key) for key in set(values) - fields)
         if unknown:
             raise ValueError(
                 f"Unknown architecture field(s) {', '.join(unknown)}; expected some of "

@@ -190,11 +190,15 @@ def test_load_data_split_is_stratified_and_deterministic(cifar_python):
     assert len(first.x_test) == 20  # test untouched
 
 
-def _fake_tfds(monkeypatch, load):
+def _fake_tfds(monkeypatch, load, online=True):
+    from keras_resnet.data import sources
+
     info = types.SimpleNamespace(features={"label": types.SimpleNamespace(names=["a", "b"])})
     module = types.SimpleNamespace(
         load=lambda *args, **kwargs: load(info), as_numpy=lambda split: split)
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", module)
+    monkeypatch.setattr(sources, "_reachable", lambda address, timeout=None: online)
+    monkeypatch.setenv("TFDS_DATA_DIR", "/nonexistent/tfds")
 
 
 def test_tfds_source(monkeypatch):
@@ -214,6 +218,38 @@ def test_tfds_offline_says_to_pass_data_dir(monkeypatch):
             as error:
         load_data()
     assert "\n" not in str(error.value)
+
+
+def test_tfds_offline_is_told_in_seconds_without_trying_to_download(monkeypatch):
+    import time
+
+    def download(info):
+        raise AssertionError("tfds.load must not be called offline")
+
+    _fake_tfds(monkeypatch, download, online=False)
+    started = time.perf_counter()
+    with pytest.raises(ValueError, match="no network.*--data-dir") as error:
+        load_data()
+    assert time.perf_counter() - started < 1.0
+    assert "../shared" not in str(error.value) and "\n" not in str(error.value)
+
+
+def test_reachable_answers_within_its_timeout():
+    import socket
+    import time
+
+    from keras_resnet.data import sources
+
+    # A listening socket that never accepts still completes the handshake: reachable.
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    assert sources._reachable(server.getsockname(), timeout=1.0)
+    port = server.getsockname()[1]
+    server.close()
+    started = time.perf_counter()
+    assert not sources._reachable(("127.0.0.1", port), timeout=1.0)  # refused
+    assert time.perf_counter() - started < 1.5
 
 
 def _png_bytes():
@@ -582,3 +618,37 @@ def test_docstring_examples_run(module_name):
     module = importlib.import_module(module_name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_16_bit_and_other_modes_convert_without_clipping(tmp_path, channels):
+    from keras_resnet.data.images import decode_images
+
+    def saved(name, image):
+        path = str(tmp_path / name)
+        image.save(path)
+        return (name, path)
+
+    dark = saved("dark16.png", Image.fromarray(np.full((4, 4), 20000, np.uint16)))
+    light = saved("light16.png", Image.fromarray(np.full((4, 4), 50000, np.uint16)))
+    palette = Image.new("P", (4, 4), 0)
+    palette.putpalette([10, 200, 30] + [0] * 765)
+    rgba = Image.new("RGBA", (4, 4), (10, 200, 30, 0))
+    grey_alpha = Image.new("LA", (4, 4), (90, 255))
+    decoded = decode_images([dark, light, saved("p.png", palette), saved("rgba.png", rgba),
+                             saved("la.png", grey_alpha)], (4, 4), channels)
+    # 16-bit levels scale by 255/65535: 20000 -> 78, 50000 -> 195 (Pillow alone gives 255).
+    assert decoded[0].min() == decoded[0].max() == 78
+    assert decoded[1].min() == decoded[1].max() == 195
+    if channels == 3:
+        assert decoded[2, 0, 0].tolist() == [10, 200, 30] == decoded[3, 0, 0].tolist()
+    assert decoded[4].min() == decoded[4].max() == 90
+
+
+def test_floating_point_images_are_refused_by_name(tmp_path):
+    from keras_resnet.data.images import decode_images
+
+    path = str(tmp_path / "float.tiff")
+    Image.fromarray(np.full((4, 4), 0.5, np.float32), "F").save(path)
+    with pytest.raises(ValueError, match="float.tiff has floating-point pixels"):
+        decode_images([("float.tiff", path)], (4, 4), 3, formats=None)

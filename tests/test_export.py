@@ -120,7 +120,9 @@ def test_metadata_describes_inputs_outputs_and_source(exported):
 def test_format_agrees_with_keras(exported, trained, data, fmt, max_diff, min_agreement):
     export_dir, report = exported
     # Recomputed from the files, not read from the report, so the report is checked too.
-    predictor = runtime.load_predictor(str(export_dir / convert.FORMATS[fmt]))
+    # The SavedModel is this test's own export: trusted.
+    predictor = runtime.load_predictor(str(export_dir / convert.FORMATS[fmt]),
+                                       trust_saved_model=True)
     probabilities = predictor(data["x_test"])
     reference = trained.predict(data["x_test"], verbose=0)
     agreement = np.mean(probabilities.argmax(-1) == reference.argmax(-1))
@@ -177,12 +179,22 @@ def test_mixed_precision_model_exports_in_float32(trained, data, tmp_path):
     assert np.abs(tflite(data["x_test"]) - trained.predict(data["x_test"], verbose=0)).max() < 1e-4
 
 
-def test_export_replaces_previous_whole_and_a_failure_leaves_it(trained, tmp_path,
-                                                                   monkeypatch):
+def test_export_replaces_its_own_files_only_and_a_failure_leaves_them(trained, tmp_path,
+                                                                         monkeypatch):
     export_model(trained, tmp_path / "export", "tflite,tflite-dynamic", latency_runs=0)
+    (tmp_path / "export" / "notes.md").write_text("the user's")
     export_model(trained, tmp_path / "export", "tflite-fp16", latency_runs=0)
-    expected = ["metadata.json", "model_float16.tflite", "report.json", "report.md"]
+    expected = ["manifest.json", "metadata.json", "model_float16.tflite", "notes.md",
+                "report.json", "report.md"]
     assert sorted(os.listdir(tmp_path / "export")) == expected
+    assert (tmp_path / "export" / "notes.md").read_text() == "the user's"
+    # A file of the user's where the export would write is refused before any work.
+    (tmp_path / "export" / "model_int8.tflite").write_text("the user's model")
+    with pytest.raises(ValueError, match="model_int8.tflite was not written by an export"):
+        export_model(trained, tmp_path / "export", "tflite-int8", latency_runs=0,
+                     calibration_images=np.zeros((2, 32, 32, 3), np.uint8))
+    assert (tmp_path / "export" / "model_int8.tflite").read_text() == "the user's model"
+    os.remove(tmp_path / "export" / "model_int8.tflite")
 
     def broken(*args, **kwargs):
         raise RuntimeError("converter crashed")
@@ -228,7 +240,11 @@ def test_predict_files_every_format(exported, data, tmp_path, fmt):
     for index in range(4):
         paths.append(str(tmp_path / f"{index}.png"))
         Image.fromarray(data["x_test"][index]).save(paths[-1])
-    results = predict.predict_files(str(export_dir / convert.FORMATS[fmt]), paths, top_k=2)
+    model = str(export_dir / convert.FORMATS[fmt])
+    if fmt == "saved_model":  # refused unless trusted: its graph runs as code
+        with pytest.raises(ValueError, match="--trust-saved-model"):
+            predict.predict_files(model, paths, top_k=2)
+    results = predict.predict_files(model, paths, top_k=2, trust_saved_model=True)
     assert [r["top_k"][0]["class"] for r in results] == [
         CLASS_NAMES[label] for label in data["y_test"][:4]]
     assert all(len(r["top_k"]) == 2 for r in results)
@@ -313,7 +329,7 @@ def test_export_cli_bad_input_is_one_line(run_dir, args, message):
     (["{run}/empty", "x.png"], "A model folder must be a SavedModel"),
     (["{run}/config.txt", "x.png"], "Unknown model format"),
     (["{run}/model.keras", "{run}/missing.png"], "No image at that path"),
-    pytest.param(["{run}/model.keras", "{run}/config.txt"], "Cannot read the image",
+    pytest.param(["{run}/model.keras", "{run}/config.txt"], "Cannot decode image",
                  marks=pytest.mark.slow),  # fails after loading the model
     (["{run}/model.keras", "{run}/config.txt", "--top-k", "0"], "--top-k must be"),
 ])

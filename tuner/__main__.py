@@ -63,6 +63,7 @@ def build_parser():
     data.add_argument("--dataset", default="cifar10", help="tensorflow-datasets name")
     data.add_argument("--data-dir", help="local copy: CIFAR-10 archive or image folder")
     data.add_argument("--val-split", type=float, default=0.1, help="held-out fraction (0.1)")
+    cli.add_read_limit_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--output", help="search folder (default saved_models/tuner-<time>); "
                                       "rerun with the same folder to resume")
@@ -157,6 +158,20 @@ def _make_space(args, variant, ranges, data=None):
     return space
 
 
+def _check_output(output):
+    """Refuses an --output that is a file, or a non-empty folder that holds no search."""
+    if output is None or not os.path.exists(output):
+        return
+    if not os.path.isdir(output):
+        raise ValueError(f"--output must be a folder, and this is a file. "
+                         f"Received: output={output!r}")
+    names = os.listdir(output)
+    if names and "search.json" not in names:
+        raise ValueError(f"{output} is not empty and holds no search (no search.json); choose "
+                         f"a new or empty --output so that no file of yours is overwritten. "
+                         f"Received: output={output!r}")
+
+
 def _prepare_output(args, role, signature):
     output = args.output or os.path.join(
         "saved_models", f"{'study-' + args.study if args.study else 'tuner'}-"
@@ -164,7 +179,7 @@ def _prepare_output(args, role, signature):
     record = os.path.join(output, "search.json")
     if role == "worker":
         return output  # the chief owns the folder's state
-    if args.overwrite:
+    if args.overwrite and os.path.exists(record):  # only a search of ours is discarded
         shutil.rmtree(os.path.join(output, "search"), ignore_errors=True)
         if os.path.exists(record):
             os.remove(record)
@@ -190,6 +205,9 @@ def main(argv=None):
 
     args = build_parser().parse_args(argv)
     _checked_positive(args)
+    cli.read_limits(args)
+    if _role() != "worker":
+        _check_output(args.output)
     study = studies.get_study(args.study) if args.study else None
     kind = "grid" if study else args.tuner
     if kind not in hm.TUNERS + ("grid",):
@@ -201,7 +219,8 @@ def main(argv=None):
 
     from keras_resnet.data import load_data
 
-    data = load_data(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed)
+    data = load_data(args.dataset, args.data_dir, val_split=args.val_split, seed=args.seed,
+                     limits=cli.read_limits(args))
     space = _make_space(args, variant, ranges, data)
     data_info = {"dataset": args.dataset, "data_dir": args.data_dir and os.path.abspath(
         args.data_dir), "val_split": args.val_split}

@@ -52,6 +52,15 @@ DIMENSIONS = {
     # Paper 003's "batch shuffle": a tuner-only switch, not a TrainConfig field.
     "shuffle": (bool, {"values": [True, False]}, "reshuffle the training data every epoch"),
 }
+# The widest range each numeric dimension may take: beyond it a value is a typo (blocks up
+# to 1e6 would build for hours) or cannot be a valid config at all.
+LIMITS = {
+    "num_layers": (1, 8), "blocks": (1, 64), "base_channels": (1, 4096),
+    "channels": (1, 8192), "conv_kernel": (1, 15), "skip_kernel": (1, 15),
+    "pool_size": (0, 512), "dropout": (0.0, 0.99), "learning_rate": (1e-8, 10.0),
+    "batch_size": (1, 65536), "weight_decay": (0.0, 0.99), "label_smoothing": (0.0, 0.99),
+}
+_RANGE_KEYS = ("min", "max", "step", "log")
 DEFAULT_TUNED = tuple(d for d in DIMENSIONS if d not in ("channels", "shuffle"))
 TRAIN_DIMENSIONS = ("optimizer", "learning_rate", "batch_size", "weight_decay", "schedule",
                     "label_smoothing", "lookahead", "augment")
@@ -78,45 +87,77 @@ def parse_range(name, spec):
         raise ValueError(f"Unknown search dimension; expected one of {', '.join(DIMENSIONS)}. "
                          f"Received: {name!r}")
     kind, given = DIMENSIONS[name][0], spec
+    if isinstance(spec, dict):
+        unknown = sorted(str(key) for key in set(spec) - {"values", *_RANGE_KEYS})
+        if unknown:
+            raise ValueError(f"`{name}`'s range has unknown key(s) {', '.join(unknown)}; "
+                             f"expected values, or min, max, step, log. Received: "
+                             f"{name}={given!r}")
+        step = spec.get("step")
+        if isinstance(step, (int, float)) and not isinstance(step, bool) and not step > 0:
+            raise ValueError(f"`{name}`'s step must be positive. Received: {name}={given!r}")
     try:
-        if isinstance(spec, str):
-            if ":" in spec:
-                parts = spec.split(":")
-                spec = {"min": parts[0], "max": parts[1]}
-                if len(parts) == 3 and parts[2] == "log":
-                    spec["log"] = True
-                elif len(parts) == 3:
-                    spec["step"] = parts[2]
-                elif len(parts) != 2:
-                    raise ValueError
-            else:
-                spec = {"values": spec.split(",")}
-        elif isinstance(spec, (list, tuple)):
-            spec = {"values": list(spec)}
-        if "values" in spec:
-            values = [_convert(kind, v) for v in spec["values"]]
-            if not values or len(set(values)) != len(values) or set(spec) != {"values"}:
-                raise ValueError
-            return {"values": values}
-        if kind not in (int, float) or not {"min", "max"} <= set(spec) <= {
-                "min", "max", "step", "log"}:
-            raise ValueError
-        parsed = {"min": kind(float(spec["min"])) if kind is int else float(spec["min"]),
-                  "max": kind(float(spec["max"])) if kind is int else float(spec["max"])}
-        if spec.get("step") is not None:
-            parsed["step"] = kind(float(spec["step"]))
-        if spec.get("log"):
-            parsed["log"] = True
-        if parsed["min"] > parsed["max"] or parsed.get("log") and parsed["min"] <= 0:
-            raise ValueError
-        return parsed
-    except (ValueError, TypeError, KeyError, AttributeError):
+        parsed = _parse_range(kind, spec)
+    except (ValueError, TypeError, KeyError, AttributeError, OverflowError):
         raise ValueError(
             f"`{name}` needs a list of {kind.__name__} values (a,b,c) or, for numbers, a range "
             f"lo:hi, lo:hi:log or lo:hi:step. Received: {name}={given!r}") from None
+    _check_limits(name, parsed, given)
+    return parsed
+
+
+def _parse_range(kind, spec):
+    if isinstance(spec, str):
+        if ":" in spec:
+            parts = spec.split(":")
+            spec = {"min": parts[0], "max": parts[1]}
+            if len(parts) == 3 and parts[2] == "log":
+                spec["log"] = True
+            elif len(parts) == 3:
+                spec["step"] = parts[2]
+            elif len(parts) != 2:
+                raise ValueError
+        else:
+            spec = {"values": spec.split(",")}
+    elif isinstance(spec, (list, tuple)):
+        spec = {"values": list(spec)}
+    if not isinstance(spec, dict):
+        raise ValueError
+    if "values" in spec:
+        if not isinstance(spec["values"], (list, tuple)):
+            raise ValueError
+        values = [_convert(kind, v) for v in spec["values"]]
+        if not values or len(set(values)) != len(values) or set(spec) != {"values"}:
+            raise ValueError
+        return {"values": values}
+    if kind not in (int, float) or not {"min", "max"} <= set(spec):
+        raise ValueError
+    parsed = {"min": _convert(kind, spec["min"]), "max": _convert(kind, spec["max"])}
+    if spec.get("step") is not None:
+        parsed["step"] = _convert(kind, spec["step"])
+        if not parsed["step"] > 0:
+            raise ValueError
+    if spec.get("log") not in (None, False, True):
+        raise ValueError
+    if spec.get("log"):
+        parsed["log"] = True
+    if parsed["min"] > parsed["max"] or parsed.get("log") and parsed["min"] <= 0:
+        raise ValueError
+    return parsed
+
+
+def _check_limits(name, parsed, given):
+    if name not in LIMITS:
+        return
+    low, high = LIMITS[name]
+    numbers = parsed.get("values") or [parsed["min"], parsed["max"]]
+    if any(not low <= value <= high for value in numbers):
+        raise ValueError(f"`{name}` must stay within [{low}, {high}]. Received: {name}={given!r}")
 
 
 def _convert(kind, value):
+    import math
+
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -124,8 +165,15 @@ def _convert(kind, value):
             return str(value).lower() == "true"
         raise ValueError
     if kind is str:
+        if isinstance(value, (dict, list)):
+            raise ValueError
         return str(value).strip()
-    return kind(float(value)) if kind is int and float(value) == int(float(value)) else kind(value)
+    if isinstance(value, bool):
+        raise ValueError
+    number = float(value)
+    if not math.isfinite(number) or kind is int and not number.is_integer():
+        raise ValueError
+    return int(number) if kind is int else number
 
 
 def read_space_file(path):
@@ -151,6 +199,10 @@ def read_space_file(path):
     if not isinstance(entries, dict):
         raise ValueError(f"Space file {path} must hold a JSON object of dimensions. "
                          f"Received: {type(entries).__name__}")
+    for name in entries:
+        if name not in DIMENSIONS:
+            raise ValueError(f"Space file {path} names an unknown search dimension; expected "
+                             f"some of {', '.join(DIMENSIONS)}. Received: {name!r}")
     return {name: None if spec is True else parse_range(name, spec)
             for name, spec in entries.items() if spec is not False}
 
@@ -256,9 +308,11 @@ class SearchSpace:
         model["pool_size"] = None if not pool else min(int(pool), final)
         for name in ("se", "dropout", "activation"):
             if name in values:
-                model[name] = values[name]
+                model[name] = DIMENSIONS[name][0](values[name])
         model_config = dataclasses.replace(base, **model)
-        train = {name: values[name] for name in TRAIN_DIMENSIONS if name in values}
+        # Oracles hand back booleans as 0/1 and numbers as numpy scalars: plain types here.
+        train = {name: DIMENSIONS[name][0](values[name]) for name in TRAIN_DIMENSIONS
+                 if name in values}
         if "augment" in train:
             train["augment"] = parse_augment(train["augment"])
         train_config = dataclasses.replace(self.base_train, **train)

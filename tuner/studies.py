@@ -1,6 +1,6 @@
 """The papers' comparisons, rerun as grid searches, with their published tables beside ours.
 
-Grids from the seed papers (../shared/seeds): paper 000 Table 1 (five optimizers, Adam's
+Grids from the seed papers: paper 000 Table 1 (five optimizers, Adam's
 recipe otherwise: batch 64, lr 1e-3, cosine, 200 epochs) and Table 2 (Adam learning rates);
 paper 003's batch size x learning rate x shuffle grid (Adam, lr / 3 every 20 epochs,
 50 epochs). The papers report test accuracy after full training; a study reports

@@ -15,10 +15,14 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_resnet.limits import MAX_IMAGE_PIXELS
+
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 SPLITS = ("train", "val", "test")
 _FORMATS = ("JPEG", "PNG", "BMP")  # skips probing every other format PIL knows
 _MODES = {1: "L", 3: "RGB"}
+# Pillow modes whose samples are 16 or 32-bit integers: PNG's 16-bit grey opens as these.
+_WIDE_INTEGER_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N")
 # Images per pool task: enough to amortise the task overhead over 32x32 images (about
 # 0.1 ms each), small enough to keep every core busy to the end.
 _CHUNK = 256
@@ -88,7 +92,7 @@ def _brief(names, limit=10):
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def read_tree(tree, root, image_size, channels):
+def read_tree(tree, root, image_size, channels, max_pixels=None):
     """Checks an image-folder tree and decodes it.
 
     Args:
@@ -97,6 +101,7 @@ def read_tree(tree, root, image_size, channels):
         root: str. The folder, as shown in messages.
         image_size: tuple of int. Output height and width.
         channels: int. 3 (RGB) or 1 (grey).
+        max_pixels: int or None. Most pixels of one image (see `decode_images`).
 
     Returns:
         `(splits, class_names)`: `splits` maps each present split to `(x, y)`, uint8
@@ -134,30 +139,63 @@ def read_tree(tree, root, image_size, channels):
                 )
             items.extend(files)
             labels.extend([index[name]] * len(files))
-        splits[split] = (decode_images(items, image_size, channels),
+        splits[split] = (decode_images(items, image_size, channels, max_pixels=max_pixels),
                          np.asarray(labels, dtype=np.int32))
     return splits, class_names
 
 
-def _decode(name, source, size, mode):
+def _decode(name, source, size, mode, formats=_FORMATS, max_pixels=None):
+    max_pixels = MAX_IMAGE_PIXELS if max_pixels is None else max_pixels
     try:
         with Image.open(source if isinstance(source, str) else io.BytesIO(source),
-                        formats=_FORMATS) as image:
+                        formats=formats) as image:
+            if image.size[0] * image.size[1] > max_pixels:
+                raise _Refused(
+                    f"Image {name} has {image.size[0]}x{image.size[1]} pixels, over the "
+                    f"limit of {max_pixels:,}; shrink it or raise --max-image-pixels.")
             if image.format == "JPEG" and image.size != size:
                 # Lets libjpeg decode a large JPEG at 1/2, 1/4 or 1/8 scale directly.
                 image.draft(mode, size)
-            return _fit(image, size, mode)  # decodes here, inside the try
+            return _fit(image, size, mode, name)  # decodes here, inside the try
+    except _Refused as error:
+        raise ValueError(str(error)) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(
-            f"Cannot decode image {name}: {reason}. Expected a valid PNG, JPEG or BMP "
-            "file; remove or replace it."
+            f"Cannot decode image {name}: {reason}. Expected a valid "
+            f"{', '.join(formats or ('image',))} file; remove or replace it."
         ) from None
 
 
-def _fit(image, size, mode):
-    if image.mode != mode:
-        image = image.convert(mode)
+class _Refused(Exception):
+    """An image that decodes but is refused (too large, no 8-bit meaning)."""
+
+
+def _to_mode(image, mode, name="image"):
+    """Converts a decoded image to `L` or `RGB` without losing its range.
+
+    Pillow's own `convert` clips 16-bit grey (modes `I`, `I;16`) at 255, which turns every
+    pixel brighter than 1/256 of full scale white; these are scaled to 8 bits instead.
+    Transparency is dropped (palette images go through RGBA so their colors survive).
+    Floating-point images have no agreed range and are refused by name.
+    """
+    if image.mode == mode:
+        return image
+    if image.mode in _WIDE_INTEGER_MODES:
+        wide = np.asarray(image, dtype=np.float64)
+        # 16-bit data scaled by 255/65535 (a value of 257 per level), rounded.
+        grey = Image.fromarray(np.clip(np.rint(wide / 257.0), 0, 255).astype(np.uint8), "L")
+        return grey if mode == "L" else grey.convert(mode)
+    if image.mode in ("F",):
+        raise _Refused(f"Image {name} has floating-point pixels (mode {image.mode}), which "
+                         "have no agreed 0-255 range; convert it to 8-bit PNG or JPEG first.")
+    if image.mode == "P" or image.mode == "PA":
+        image = image.convert("RGBA")
+    return image.convert(mode)
+
+
+def _fit(image, size, mode, name="image"):
+    image = _to_mode(image, mode, name)
     if image.size != size:
         image = image.resize(size, Image.Resampling.BILINEAR)
     return np.frombuffer(image.tobytes(), dtype=np.uint8)
@@ -181,20 +219,43 @@ def _fill_parallel(out, count, fill_one, workers=None):
     return out
 
 
-def decode_images(items, image_size, channels=3, workers=None):
+def decode_images(items, image_size, channels=3, workers=None, formats=_FORMATS,
+                  max_pixels=None):
     """Decodes `[(name, path_or_bytes), ...]` into uint8 (N, height, width, channels).
 
-    Images are converted to RGB (`channels=3`) or grey (`channels=1`) and resized
-    bilinearly to `image_size` when they differ.
+    Images are converted to RGB (`channels=3`) or grey (`channels=1`), 16-bit grey scaled
+    to 8 bits, and resized bilinearly to `image_size` when they differ.
+
+    Args:
+        items: list of `(name, path or bytes)`.
+        image_size: tuple of int. Output height and width.
+        channels: int. 3 or 1. Defaults to `3`.
+        workers: int or None. Decoding threads. Defaults to twice the cores (at most 32).
+        formats: tuple of str or None. Pillow formats to accept; `None` for any.
+            Defaults to PNG, JPEG and BMP.
+        max_pixels: int or None. Most pixels of one image; `None` for `MAX_IMAGE_PIXELS`.
+
+    Returns:
+        A uint8 array `(len(items), height, width, channels)`.
 
     Raises:
-        ValueError: naming the first file that is not a decodable PNG, JPEG or BMP.
+        ValueError: naming the first file that cannot be decoded, is over `max_pixels`,
+            or has floating-point pixels.
+
+    Example:
+
+    >>> import io
+    >>> buffer = io.BytesIO()
+    >>> Image.fromarray(np.full((4, 4), 65535, np.uint16)).save(buffer, format="PNG")
+    >>> int(decode_images([("white16.png", buffer.getvalue())], (4, 4), 1)[0, 0, 0, 0])
+    255
     """
     height, width = image_size
     out = np.empty((len(items), height, width, channels), dtype=np.uint8)
     mode = _MODES[channels]
-    return _fill_parallel(out, len(items),
-                          lambda i: _decode(*items[i], (width, height), mode), workers)
+    return _fill_parallel(
+        out, len(items),
+        lambda i: _decode(*items[i], (width, height), mode, formats, max_pixels), workers)
 
 
 def convert_images(x, image_size, channels=3):

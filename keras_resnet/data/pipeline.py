@@ -18,7 +18,7 @@ AUGMENT_ON = ("host", "device")
 
 
 def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_on="host",
-                  seed=None, drop_remainder=None, shuffle=True):
+                  seed=None, drop_remainder=None, shuffle=True, start_batch=None):
     """Builds a tf.data pipeline of `(float32 images in [0, 255], one-hot labels)` batches.
 
     In memory: `from_tensor_slices` of the uint8 arrays, `cache()`, and when training a
@@ -44,6 +44,10 @@ def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_o
             passes `steps_per_epoch` computes). Defaults to `None`.
         shuffle: bool. When training, reshuffle every epoch; `False` keeps the data's order
             (paper 003) and still augments. Defaults to `True`.
+        start_batch: int or None. With a seed when training: the dataset is endless,
+            pass `p` ordered by `(seed, p)` (`keras_resnet.data.order`), starting at this
+            batch of the stream, so a resumed run sees the batches the uninterrupted run
+            saw. `None` keeps the one-pass tf.data shuffle. Defaults to `None`.
 
     Returns:
         A `tf.data.Dataset`.
@@ -77,7 +81,7 @@ def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_o
         # backend cannot run inside a tf.data graph.
         raise ValueError(
             "Host augmentation in tf.data needs KERAS_BACKEND=tensorflow; use "
-            "augment_on='device' with build_numpy_batches on other backends. "
+            "augment_on='device' with build_array_batches on other backends. "
             f"Received: backend={keras.backend.backend()!r}, augment={names!r}"
         )
     # Keras's random layers advance a shared seed state on every call, so parallel calls
@@ -91,10 +95,18 @@ def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_o
     def augment_images(images, labels):
         return augmentation(images, training=True), labels
 
-    dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
-    if training and shuffle:
-        dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
+    if training and shuffle and seed is not None and start_batch is not None:
+        from keras_resnet.data.order import index_batches
+
+        images, labels = tf.constant(x), tf.constant(y)
+        dataset = index_batches(len(x), batch_size, seed, start_batch, bool(drop_remainder))
+        dataset = dataset.map(lambda rows: (tf.gather(images, rows), tf.gather(labels, rows)),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    else:
+        dataset = tf.data.Dataset.from_tensor_slices((x, y)).cache()
+        if training and shuffle:
+            dataset = dataset.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
+        dataset = dataset.batch(batch_size, drop_remainder=bool(drop_remainder))
     dataset = dataset.map(to_float_one_hot, num_parallel_calls=tf.data.AUTOTUNE)
     if augmentation is not None:
         dataset = dataset.map(augment_images, num_parallel_calls=random_calls,

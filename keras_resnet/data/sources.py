@@ -15,10 +15,11 @@ import numpy as np
 
 from keras_resnet.config import CIFAR10_MEAN, CIFAR10_STD
 from keras_resnet.data import cifar, images
+from keras_resnet.limits import MB, ReadLimits  # noqa: F401 - part of this module's API
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
-LOCAL_COPIES = ("cifar-10-python.tar.gz, cifar-10-batches-py/, or an image folder such as "
-                "the unpacked ../shared/data/cifar10-jpeg.tar.gz")
+LOCAL_COPIES = ("cifar-10-python.tar.gz, cifar-10-batches-py/, or an image folder "
+                "DIR/{train,test}/<class>/*.png|jpg (or a .tar.gz of one)")
 _CIFAR_FOLDERS = ("cifar-10-batches-py", "cifar-10-batches-bin")
 _CIFAR_ARCHIVES = ("cifar-10-python.tar.gz", "cifar-10-binary.tar.gz")
 
@@ -128,8 +129,45 @@ def channel_stats(x):
             tuple(round(max(float(s), 1.0) / 255.0, 4) for s in std))
 
 
+# Where tensorflow-datasets downloads from; one TCP connection tells offline from online in
+# seconds, where tfds itself retries for minutes before failing.
+_TFDS_HOST = ("storage.googleapis.com", 443)
+_NETWORK_TIMEOUT = 3.0
+
+
+def _reachable(address, timeout=_NETWORK_TIMEOUT):
+    import socket
+
+    try:
+        socket.create_connection(address, timeout=timeout).close()
+    except OSError:
+        return False
+    return True
+
+
+def _tfds_data_dir():
+    return os.environ.get("TFDS_DATA_DIR") or os.path.join(
+        os.path.expanduser("~"), "tensorflow_datasets")
+
+
+def _tfds_prepared(dataset):
+    # tfds keeps DATA_DIR/<name>/<version>/dataset_info.json once a data set is prepared.
+    folder = os.path.join(_tfds_data_dir(), dataset.split(":")[0].split("/")[0])
+    if not os.path.isdir(folder):
+        return False
+    return any(os.path.isfile(os.path.join(root, "dataset_info.json"))
+               for root, _, _ in os.walk(folder))
+
+
 def _load_tfds(dataset):
     hint = f"pass --data-dir pointing to a local copy ({LOCAL_COPIES})"
+    # Before importing tfds (seconds) and before its download retries (minutes).
+    if not _tfds_prepared(dataset) and not _reachable(_TFDS_HOST):
+        host, port = _TFDS_HOST
+        raise ValueError(
+            f"Cannot download tfds:{dataset}: no network ({host}:{port} did not answer within "
+            f"{_NETWORK_TIMEOUT:g} s) and no prepared copy in {_tfds_data_dir()}; {hint}. "
+            f"Received: dataset={dataset!r}")
     try:
         import tensorflow_datasets as tfds
     except ImportError:
@@ -152,10 +190,10 @@ def _load_tfds(dataset):
             np.asarray(x_test, np.uint8), np.asarray(y_test, np.int32), class_names)
 
 
-def _read_tar(path):
+def _read_tar(path, limits):
     wanted = set(cifar.PYTHON_FILES + cifar.BINARY_FILES
                  + (cifar.PYTHON_META, cifar.BINARY_META))
-    files, dirs = {}, set()
+    files, dirs, total = {}, set(), 0
     try:
         with tarfile.open(path, "r:*") as tar:
             for member in tar:
@@ -163,6 +201,17 @@ def _read_tar(path):
                 if member.isdir():
                     dirs.add(member.name)
                 elif member.isfile() and (base in wanted or images.is_image_file(base)):
+                    total += member.size
+                    for size, limit, what, flag in (
+                            (member.size, limits.max_member_bytes, f"member {member.name}",
+                             "--max-member-mb"),
+                            (total, limits.max_archive_bytes, "its members together",
+                             "--max-archive-mb")):
+                        if size > limit:
+                            raise ValueError(
+                                f"Archive {path}: {what} would inflate to {size / MB:,.0f} MB, "
+                                f"over the limit of {limit / MB:,.0f} MB; raise {flag} if "
+                                f"you trust the archive. Received: data_dir={path!r}")
                     files[member.name] = tar.extractfile(member).read()
     except (tarfile.TarError, EOFError, OSError, zlib.error) as error:
         reason = (str(error).splitlines() or [""])[0] or type(error).__name__
@@ -173,8 +222,8 @@ def _read_tar(path):
     return files, dirs
 
 
-def _load_tar(path, image_size, channels):
-    files, dirs = _read_tar(path)
+def _load_tar(path, image_size, channels, limits):
+    files, dirs = _read_tar(path, limits)
     by_base = {name.rsplit("/", 1)[-1]: data for name, data in files.items()}
     if cifar.PYTHON_FILES[0] in by_base or cifar.PYTHON_FILES[-1] in by_base:
         return path, "python", cifar.read_cifar_python(by_base, path)
@@ -187,35 +236,37 @@ def _load_tar(path, image_size, channels):
             f"{path} is neither a CIFAR-10 archive nor an image folder: its members have "
             f"several top-level folders and no train/. Expected {LOCAL_COPIES}."
         )
-    return path, "images", images.read_tree(tree, root, image_size, channels)
+    return path, "images", images.read_tree(tree, root, image_size, channels,
+                                            limits.max_image_pixels)
 
 
-def _load_folder(path, image_size, channels, depth=0):
+def _load_folder(path, image_size, channels, limits, depth=0):
     names = set(os.listdir(path))
     for folder in _CIFAR_FOLDERS:
         if os.path.isdir(os.path.join(path, folder)):
-            return _load_folder(os.path.join(path, folder), image_size, channels, depth)
+            return _load_folder(os.path.join(path, folder), image_size, channels, limits,
+                                depth)
     for kind, reader, batches in (("python", cifar.read_cifar_python, cifar.PYTHON_FILES),
                                   ("binary", cifar.read_cifar_binary, cifar.BINARY_FILES)):
         if batches[0] in names or batches[-1] in names:
             return path, kind, reader({n: os.path.join(path, n) for n in names}, path)
     if names & set(images.SPLITS):
         return path, "images", images.read_tree(images.scan_folder(path), path, image_size,
-                                                channels)
+                                                channels, limits.max_image_pixels)
     for archive in _CIFAR_ARCHIVES:
         if archive in names:
-            return _load_tar(os.path.join(path, archive), image_size, channels)
+            return _load_tar(os.path.join(path, archive), image_size, channels, limits)
     visible = [n for n in names if not n.startswith(".")]
     if depth == 0 and len(visible) == 1 and os.path.isdir(os.path.join(path, visible[0])):
         # A folder that only wraps the data, as data/ around the unpacked cifar10-jpeg/.
-        return _load_folder(os.path.join(path, visible[0]), image_size, channels, 1)
+        return _load_folder(os.path.join(path, visible[0]), image_size, channels, limits, 1)
     raise ValueError(
         f"{path} is neither a CIFAR-10 archive nor an image folder (no train/ folder, no "
         f"data_batch_1): expected {LOCAL_COPIES}."
     )
 
 
-def _load_path(data_dir, image_size, channels):
+def _load_path(data_dir, image_size, channels, limits):
     path = os.path.abspath(os.path.expanduser(os.fspath(data_dir)))
     if not os.path.exists(path):
         raise ValueError(
@@ -223,9 +274,9 @@ def _load_path(data_dir, image_size, channels):
             f"Received: data_dir={os.fspath(data_dir)!r}"
         )
     if os.path.isdir(path):
-        return _load_folder(path, image_size, channels)
+        return _load_folder(path, image_size, channels, limits)
     if path.lower().endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(path):
-        return _load_tar(path, image_size, channels)
+        return _load_tar(path, image_size, channels, limits)
     raise ValueError(
         f"{path} is neither a CIFAR-10 archive nor an image folder: expected "
         f"{LOCAL_COPIES}. Received: data_dir={os.fspath(data_dir)!r}"
@@ -233,7 +284,7 @@ def _load_path(data_dir, image_size, channels):
 
 
 def load_data(dataset="cifar10", data_dir=None, image_size=(32, 32), val_split=0.1, seed=0,
-              channels=3):
+              channels=3, limits=None):
     """Loads a data set into memory as uint8 arrays, with a stratified validation split.
 
     Sources, by `data_dir`:
@@ -256,6 +307,8 @@ def load_data(dataset="cifar10", data_dir=None, image_size=(32, 32), val_split=0
             validation (ignored when the source has a val/ folder). Defaults to `0.1`.
         seed: int. Seed of the hold-out. Defaults to `0`.
         channels: int. 3 for RGB, 1 for grey. Defaults to `3`.
+        limits: `ReadLimits` or None. Archive and image size limits; `None` for the
+            defaults.
 
     Returns:
         A `DataSplits`.
@@ -263,8 +316,9 @@ def load_data(dataset="cifar10", data_dir=None, image_size=(32, 32), val_split=0
     Raises:
         ValueError: one line naming the path and what was expected, for a missing or
             unrecognised path, an unreadable archive, a missing train/ or test/, an empty
-            class folder, a test or val class that train lacks, or a corrupt image; or if
-            tfds cannot load `dataset`; or for an argument out of range.
+            class folder, a test or val class that train lacks, a corrupt image, an
+            archive member or image over `limits`; or if tfds cannot load `dataset`
+            (within seconds when offline); or for an argument out of range.
 
     Example:
 
@@ -290,7 +344,7 @@ def load_data(dataset="cifar10", data_dir=None, image_size=(32, 32), val_split=0
         x_train, y_train, x_test, y_test, class_names = _load_tfds(dataset)
         source, kind, val = f"tfds:{dataset}", "tfds", None
     else:
-        source, kind, loaded = _load_path(data_dir, size, channels)
+        source, kind, loaded = _load_path(data_dir, size, channels, limits or ReadLimits())
         if kind == "images":
             splits, class_names = loaded
             (x_train, y_train), (x_test, y_test) = splits["train"], splits["test"]

@@ -5,7 +5,6 @@ images to calibrate int8 on, test images to evaluate), writes RUN_DIR/export/ wh
 not at all, prints the markdown report and, as the last line, the JSON report.
 """
 
-import json
 import os
 import sys
 
@@ -44,12 +43,14 @@ def _read_run(run_dir):
     config_path = os.path.join(run_dir, "config.json")
     if not os.path.isfile(config_path):
         return model_path, {}
-    try:
-        with open(config_path) as file:
-            return model_path, json.load(file)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"config.json is not valid JSON ({error}). "
-                         f"Received: config={config_path!r}") from None
+    from keras_resnet.training.run_folder import read_run_config
+
+    run_config = read_run_config(config_path)
+    for section in ("data", "model"):
+        if not isinstance(run_config.get(section) or {}, dict):
+            raise ValueError(f"config.json's `{section}` must be an object. "
+                             f"Received: {section}={run_config[section]!r}"[:300])
+    return model_path, run_config
 
 
 def _load_data(run_config, data_dir, formats):
@@ -84,15 +85,32 @@ def main(argv=None):
             raise ValueError(f"--{flag.replace('_', '-')} must be at least {minimum}. "
                              f"Received: {flag}={value}")
     model_path, run_config = _read_run(args.run_dir)
+    from keras_resnet.export.exporter import export_names
+    from keras_resnet.export.manifest import check_export_folder
+
+    check_export_folder(os.path.join(args.run_dir, "export"), export_names(formats))
     data_config = run_config.get("data") or {}
     data_dir = args.data_dir or data_config.get("data_dir")
     if data_dir is not None and not os.path.isdir(data_dir):
         raise ValueError(f"The data folder does not exist. Received: data_dir={data_dir!r}")
 
+    from keras_resnet.training import run_folder
+
+    # Training or another export writing this run at the same time would mix two runs.
+    took = run_folder.acquire_lock(args.run_dir)
+    try:
+        return _export(args, formats, model_path, run_config, data_config, data_dir)
+    finally:
+        if took:
+            run_folder.release_lock(args.run_dir)
+
+
+def _export(args, formats, model_path, run_config, data_config, data_dir):
     from keras_resnet.quiet import import_keras
 
-    keras = import_keras()
+    import_keras()
     from keras_resnet.export.exporter import export_model
+    from keras_resnet.export.runtime import load_keras_model
 
     splits = None
     if {"tflite-int8", "tflm"} & set(formats) or not args.skip_eval:
@@ -105,7 +123,7 @@ def main(argv=None):
                                         test_labels[:args.test_samples])
     class_names = (list(splits.class_names) if splits is not None
                    else data_config.get("class_names"))
-    model = keras.models.load_model(model_path, compile=False)
+    model = load_keras_model(model_path)
     report = export_model(
         model, os.path.join(args.run_dir, "export"), formats,
         calibration_images=None if splits is None else splits.x_train,

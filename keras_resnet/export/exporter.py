@@ -1,8 +1,9 @@
 """`export_model`: write every asked format, evaluate each against the Keras model, report.
 
-The export folder appears whole or not at all: everything is built in a temporary folder
-beside it and renamed into place at the end, so a failed conversion never leaves half an
-export where a deployment script would pick it up.
+Everything is built in a temporary folder beside the export folder and moved in at the
+end, so a failed conversion never leaves half an export where a deployment script would
+pick it up; only the files an earlier export wrote (its `manifest.json`) are replaced, and
+a user's own files in the folder are left alone.
 """
 
 import datetime
@@ -14,7 +15,7 @@ import tempfile
 
 import numpy as np
 
-from keras_resnet.export import convert, micro, runtime
+from keras_resnet.export import convert, manifest, micro, runtime
 
 
 def _check_arrays(calibration_images, test_images, test_labels, formats):
@@ -180,15 +181,10 @@ def report_markdown(report):
     return "\n".join(lines) + "\n"
 
 
-def _move_into_place(built, output_dir):
-    # Two renames within one folder: the old export stays whole until the new one is in.
-    previous = None
-    if os.path.exists(output_dir):
-        previous = tempfile.mkdtemp(prefix=".export-old-", dir=os.path.dirname(built))
-        os.rename(output_dir, os.path.join(previous, "export"))
-    os.rename(built, output_dir)
-    if previous:
-        shutil.rmtree(previous, ignore_errors=True)
+def export_names(formats):
+    """The entries `export_model` writes into its folder for `formats`."""
+    return [convert.FORMATS[fmt] for fmt in convert.check_formats(formats)] + list(
+        manifest.RECORDS)
 
 
 def export_model(model, output_dir, formats, calibration_images=None, test_images=None,
@@ -211,8 +207,9 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
 
     Args:
         model: `keras.Model` taking raw 0-255 images and returning probabilities.
-        output_dir: str. Folder to create (replaced whole if it exists), e.g.
-            `RUN_DIR/export`. Its parent holds the temporary build folder.
+        output_dir: str. Folder to write, e.g. `RUN_DIR/export`; of an existing one only
+            the files of the previous export are replaced. Its parent holds the temporary
+            build folder.
         formats: str or sequence of str. Among `keras`, `saved_model`, `tflite`,
             `tflite-fp16`, `tflite-dynamic`, `tflite-int8`, `tflm`.
         calibration_images: array `(n, height, width, channels)` of raw TRAINING pixels
@@ -236,9 +233,11 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
         "max_abs_diff", "latency_ms"}}, ...}`, also written to `report.json`/`report.md`.
 
     Raises:
-        ValueError: on an unknown format, int8 without calibration images, or labels
-            without matching images; `micro.MicroMismatchError` (a ValueError) if TFLM
-            disagrees with TFLite int8 beyond `tflm_tolerance` (nothing is written then).
+        ValueError: on an unknown format, int8 without calibration images, labels
+            without matching images, or a file in `output_dir` that an export did not
+            write and this one would overwrite; `micro.MicroMismatchError` (a ValueError)
+            if TFLM disagrees with TFLite int8 beyond `tflm_tolerance` (nothing is written
+            then).
 
     Example:
 
@@ -264,6 +263,7 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
     if calibration_images is not None:
         calibration_images = _calibration_sample(calibration_images, calibration_samples, seed)
     output_dir = os.path.abspath(output_dir)
+    manifest.check_export_folder(output_dir, export_names(formats))
     os.makedirs(os.path.dirname(output_dir), exist_ok=True)
     build = tempfile.mkdtemp(prefix=".export-tmp-", dir=os.path.dirname(output_dir))
     try:
@@ -304,7 +304,8 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
                 json.dump(payload, file, indent=2, sort_keys=True, default=str)
         with open(os.path.join(build, "report.md"), "w") as file:
             file.write(report_markdown(report))
-        _move_into_place(build, output_dir)
+        manifest.write_manifest(build)
+        manifest.move_into_place(build, output_dir)
     except BaseException:
         shutil.rmtree(build, ignore_errors=True)
         raise

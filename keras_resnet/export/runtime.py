@@ -103,6 +103,14 @@ class TFLitePredictor(Predictor):
             self.interpreter = tf.lite.Interpreter(
                 model_path=path, num_threads=num_threads or os.cpu_count(),
                 experimental_op_resolver_type=resolver)
+        # TensorFlow ("Flex") operators would run arbitrary TensorFlow kernels (file
+        # writes included) if a Flex delegate were linked: refused whatever the build.
+        flex = sorted({op["op_name"] for op in self.interpreter._get_ops_details()
+                       if op["op_name"].startswith("Flex")})
+        if flex:
+            raise ValueError("The TFLite model needs TensorFlow operators "
+                             f"({', '.join(flex[:5])}), which are not run here: only "
+                             f"TFLite's builtin operators are. Received: model={path!r}")
         self.input = self.interpreter.get_input_details()[0]
         self.output = self.interpreter.get_output_details()[0]
         self.batch_size = None
@@ -157,18 +165,47 @@ def check_model_path(path):
     )
 
 
-def load_predictor(path, num_threads=None):
+SAVED_MODEL_FLAG = "--trust-saved-model"
+
+
+def load_keras_model(path):
+    """Loads a `.keras` file in Keras' safe mode: no code inside the file runs.
+
+    A `Lambda` layer's pickled function or another object that would execute code is
+    refused by Keras; so is anything that is not a Keras archive.
+
+    Raises:
+        ValueError: in one line, if the file cannot be loaded safely.
+    """
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as error:  # noqa: BLE001 - anything in the file is the file's fault
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ValueError(f"Cannot load the Keras model safely ({type(error).__name__}: "
+                         f"{reason}). Received: model={path!r}") from None
+
+
+def load_predictor(path, num_threads=None, trust_saved_model=False):
     """Opens any exported model: a `.keras` file, a SavedModel folder or a `.tflite` file.
+
+    What is safe to open from an untrusted source: a `.keras` file (loaded in safe mode)
+    and a `.tflite` file (run with TFLite's builtin operators only, never TensorFlow ops).
+    A SavedModel is a TensorFlow graph that can read and write files when called, so it is
+    opened only with `trust_saved_model=True`.
 
     Args:
         path: str. The model file or folder.
         num_threads: int or None. TFLite interpreter threads; `None` uses every core.
+        trust_saved_model: bool. Allow running a SavedModel's graph. Defaults to `False`.
 
     Returns:
         A `Predictor`.
 
     Raises:
-        ValueError: if `path` does not exist or is not a model of a known format.
+        ValueError: if `path` does not exist, is not a model of a known format, cannot be
+            loaded, or is a SavedModel without `trust_saved_model`.
 
     Example:
 
@@ -177,13 +214,23 @@ def load_predictor(path, num_threads=None):
     True
     """
     fmt = check_model_path(path)
-    if fmt == "saved_model":
-        return SavedModelPredictor(path)
-    if fmt == "tflite":
-        return TFLitePredictor(path, num_threads=num_threads)
-    import keras
-
-    return KerasPredictor(keras.models.load_model(path, compile=False))
+    if fmt == "saved_model" and not trust_saved_model:
+        raise ValueError(
+            "A SavedModel runs its own TensorFlow graph, which can read and write files; "
+            f"open one you made or trust with {SAVED_MODEL_FLAG}, or use its .keras or "
+            f".tflite export. Received: model={path!r}")
+    try:
+        if fmt == "saved_model":
+            return SavedModelPredictor(path)
+        if fmt == "tflite":
+            return TFLitePredictor(path, num_threads=num_threads)
+    except ValueError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a corrupt file fails in many ways
+        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        raise ValueError(f"Cannot load the model ({type(error).__name__}: {reason}). "
+                         f"Received: model={path!r}") from None
+    return KerasPredictor(load_keras_model(path))
 
 
 def measure_latency(predictor, image, runs=100, warmup=10):

@@ -1,9 +1,11 @@
 """The run's full training state on disk, written so that a kill at any moment is safe.
 
 After every epoch: the weights with the optimizer's state (moments, step counter, hence the
-schedule's position, Lookahead's slow weights) go to a new file, then `state.json` (epoch,
-history, callback state) is atomically replaced to point at it, then the older file is
-removed. A kill at any point leaves a `state.json` that names a complete file.
+schedule's position, Lookahead's slow weights) go to a new file, which is read back whole,
+then `state.json` (epoch, history, callback state, and the previous epoch's state) is
+atomically replaced to point at it, then files older than the previous one are removed. A
+kill at any point leaves a `state.json` that names a complete file; a latest file damaged
+later (a full disk, a copy cut short) falls back to the previous one with a warning.
 
 Keras' `BackupAndRestore` overwrites its checkpoint in place, so a kill during the write
 loses it; hence this small class.
@@ -12,11 +14,14 @@ loses it; hence this small class.
 import json
 import math
 import os
+import re
+import sys
 import time
 
 import keras
 
 STATE_FILE = "state.json"
+_WEIGHTS_FILE = re.compile(r"epoch-\d+\.weights\.h5")
 
 
 def write_atomically(path, text):
@@ -30,37 +35,78 @@ def write_atomically(path, text):
 
 
 def load_state(directory):
-    """Returns the saved state dict of a checkpoint directory, or None if there is none."""
+    """Returns the saved state dict of a checkpoint directory, or None if there is none.
+
+    Raises:
+        ValueError: if `state.json` is not a readable JSON object.
+    """
     path = os.path.join(directory, STATE_FILE)
     if not os.path.exists(path):
         return None
-    with open(path) as handle:
-        return json.load(handle)
+    try:
+        with open(path) as handle:
+            state = json.load(handle)
+        if not isinstance(state, dict) or not isinstance(state.get("weights"), str):
+            raise ValueError("not a checkpoint state")
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ValueError(f"The checkpoint record {path} is damaged ({error}); start a new "
+                         f"run or restore the file. Received: state={path!r}") from None
+    return state
+
+
+def verify_weights(path):
+    """Reads every array of a `.weights.h5` file, raising if any cannot be read."""
+    import h5py
+
+    def read(name, item):
+        if isinstance(item, h5py.Dataset):
+            item[()]
+
+    with h5py.File(path, "r") as file:
+        file.visititems(read)
 
 
 def restore(model, directory):
-    """Loads the last complete checkpoint into a compiled `model`.
+    """Loads the last readable checkpoint into a compiled `model`.
+
+    If the latest weights file cannot be read, the previous epoch's is used instead, with
+    a one-line warning on stderr.
 
     Returns:
-        The saved state dict (`epoch`, `history`, `callbacks`, `optimizer_iterations`), or
-        None without one.
+        The saved state dict (`epoch`, `history`, `callbacks`, `optimizer_iterations`) of
+        the checkpoint loaded, or None without one.
 
     Raises:
-        ValueError: if the optimizer's step counter was not restored (a different
-            optimizer than the checkpoint's).
+        ValueError: if no checkpoint can be read, or the optimizer's step counter was not
+            restored (a different optimizer than the checkpoint's).
     """
     state = load_state(directory)
     if state is None:
         return None
     model.optimizer.build(model.trainable_variables)
-    model.load_weights(os.path.join(directory, state["weights"]))
+    candidates = [state] + ([state["previous"]] if isinstance(state.get("previous"), dict)
+                            else [])
+    for index, candidate in enumerate(candidates):
+        path = os.path.join(directory, os.path.basename(str(candidate.get("weights"))))
+        try:
+            verify_weights(path)
+            model.load_weights(path)
+        except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
+            reason = " ".join(str(error).split())[:160] or type(error).__name__
+            if index + 1 < len(candidates):
+                print(f"warning: checkpoint {path} is unreadable ({reason}); resuming from "
+                      f"epoch {candidates[index + 1].get('epoch')} instead", file=sys.stderr)
+                continue
+            raise ValueError(f"No readable checkpoint in {directory}: {path} is unreadable "
+                             f"({reason}). Received: checkpoint={path!r}") from None
+        break
     restored = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    if restored != state.get("optimizer_iterations", restored):
+    if restored != candidate.get("optimizer_iterations", restored):
         raise ValueError(
             f"The checkpoint in {directory} did not restore the optimizer's state (step "
-            f"{restored}, saved at {state['optimizer_iterations']}); was the run started with "
-            "another optimizer? Received: optimizer steps={restored}")
-    return state
+            f"{restored}, saved at {candidate['optimizer_iterations']}); was the run started "
+            f"with another optimizer? Received: optimizer steps={restored}")
+    return candidate
 
 
 class Checkpoint(keras.callbacks.Callback):
@@ -129,7 +175,18 @@ class Checkpoint(keras.callbacks.Callback):
         self.history.append(row)
         weights = f"epoch-{epoch + 1:04d}.weights.h5"
         self.model.save_weights(os.path.join(self.directory, weights))
+        try:
+            verify_weights(os.path.join(self.directory, weights))
+        except Exception as error:  # noqa: BLE001 - e.g. a full disk
+            raise OSError(f"The checkpoint of epoch {epoch + 1} could not be read back "
+                          f"({error}); the previous checkpoint is kept in "
+                          f"{self.directory}") from None
         previous = load_state(self.directory)
+        if previous and previous.get("epoch", 0) >= epoch + 1:
+            # Redoing an epoch whose checkpoint was unreadable: its predecessor is ours.
+            previous = previous.get("previous")
+        if previous:
+            previous = {k: v for k, v in previous.items() if k != "previous"}
         callbacks = {name: {key: _plain(getattr(cb, key)) for key in
                             ("wait", "best", "cooldown_counter") if hasattr(cb, key)}
                      for name, cb in self.stateful_callbacks.items()}
@@ -137,12 +194,15 @@ class Checkpoint(keras.callbacks.Callback):
             {"epoch": epoch + 1, "weights": weights, "history": self.history,
              "callbacks": callbacks,
              "optimizer_iterations": int(keras.ops.convert_to_numpy(
-                 self.model.optimizer.iterations))}, indent=1))
-        if previous and previous["weights"] != weights:
-            try:
-                os.remove(os.path.join(self.directory, previous["weights"]))
-            except FileNotFoundError:
-                pass
+                 self.model.optimizer.iterations)),
+             "previous": previous}, indent=1))
+        keep = {weights, (previous or {}).get("weights")}
+        for name in os.listdir(self.directory):
+            if _WEIGHTS_FILE.fullmatch(name) and name not in keep:
+                try:
+                    os.remove(os.path.join(self.directory, name))
+                except FileNotFoundError:
+                    pass
         if self.on_epoch_saved:
             self.on_epoch_saved(self.history)
 

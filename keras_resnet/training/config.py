@@ -2,6 +2,8 @@
 
 import dataclasses
 
+from keras_resnet.fields import check_fields, check_sequence
+
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("constant", "cosine", "cosine_restarts", "step", "multistep", "exponential",
              "one_cycle", "plateau")
@@ -103,11 +105,12 @@ class TrainConfig:
     fused_batch_norm: bool = True
 
     def __post_init__(self):
-        for name in ("milestones", "augment"):
+        check_fields(self)
+        for name, kind in (("milestones", int), ("augment", str)):
             value = getattr(self, name)
             if isinstance(value, str):
                 value = tuple(v for v in value.split(",") if v)
-            object.__setattr__(self, name, tuple(value))
+            object.__setattr__(self, name, check_sequence(name, value, kind))
         for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
                               ("weight_decay_mode", WEIGHT_DECAY_MODES),
                               ("precision", PRECISIONS), ("jit", JIT_MODES),
@@ -153,6 +156,8 @@ class TrainConfig:
         if self.plateau_patience < 1:
             raise ValueError("`plateau_patience` must be positive. "
                              f"Received: plateau_patience={self.plateau_patience!r}")
+        if self.seed < 0:  # numpy's generators take no negative seed
+            raise ValueError(f"`seed` must be 0 or more. Received: seed={self.seed!r}")
 
     def to_dict(self):
         """Returns the config as a JSON-safe dict."""
@@ -164,10 +169,14 @@ class TrainConfig:
         """Builds a config from `to_dict()` output, refusing unknown keys.
 
         Raises:
-            ValueError: if `values` has a key that is not a field.
+            ValueError: if `values` is not a dict, has a key that is not a field, or a
+                value of the wrong type.
         """
+        if not isinstance(values, dict):
+            raise ValueError("A training configuration must be a mapping of field names to "
+                             f"values. Received: {type(values).__name__}")
         fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - fields)
+        unknown = sorted(str(key) for key in set(values) - fields)
         if unknown:
             raise ValueError(f"Unknown training field(s) {', '.join(unknown)}; expected some "
                              f"of {', '.join(sorted(fields))}. Received: {unknown}")

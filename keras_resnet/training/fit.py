@@ -5,28 +5,12 @@ import os
 import keras
 
 from keras_resnet.model import build_resnet, count_params
-from keras_resnet.training import checkpoint, records, runtime, step
+from keras_resnet.training import checkpoint, records, run_folder, runtime, step
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
 
 
 class TrainingDiverged(RuntimeError):
     """Raised when the loss becomes NaN or infinite; the last good checkpoint is kept."""
-
-
-def check_run_dir(run_dir, resume):
-    """Checks that `run_dir` may be used: new without `resume`, a run with it.
-
-    Raises:
-        ValueError: if `run_dir` holds a run and `resume` is False, or holds none and
-            `resume` is True.
-    """
-    exists = os.path.exists(os.path.join(run_dir, "config.json"))
-    if exists and not resume:
-        raise ValueError(f"{run_dir} already holds a run; pass --resume to continue it or "
-                         f"choose another --output. Received: output={run_dir!r}")
-    if resume and not exists:
-        raise ValueError(f"Nothing to resume: {run_dir} has no config.json. "
-                         f"Received: output={run_dir!r}")
 
 
 def fit(model_config, train_config, data, run_dir, variant="custom", resume=False,
@@ -56,13 +40,39 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
         ValueError: for an unusable `run_dir` or inconsistent configs.
         TrainingDiverged: if the loss becomes NaN or infinite.
     """
-    check_run_dir(run_dir, resume)
-    os.makedirs(run_dir, exist_ok=True)
-    if not resume:
-        records.write_json(os.path.join(run_dir, "config.json"), {
+    with run_folder.hold(run_dir, resume):
+        keras.utils.set_random_seed(train_config.seed)
+        # config.json is written when training really starts: a start that fails before
+        # leaves no run behind, and a resume's changes are recorded only once in effect.
+        record = _config_recorder(run_dir, {
             "variant": variant, "model": model_config.to_dict(),
             "train": train_config.to_dict(), "data": data_info or {}})
-    keras.utils.set_random_seed(train_config.seed)
+        return _fit(model_config, train_config, data, run_dir, variant, resume, verbose,
+                    (record, *extra_callbacks))
+
+
+def _config_recorder(run_dir, config):
+    def on_train_begin(logs=None):
+        state = checkpoint.load_state(os.path.join(run_dir, "checkpoints"))
+        run_folder.record_config(run_dir, config, state["epoch"] if state else 0)
+
+    return keras.callbacks.LambdaCallback(on_train_begin=on_train_begin)
+
+
+def _apply_changed_learning_rate(optimizer, train_config, run_dir):
+    # A constant (or plateau-reduced) rate is an optimizer variable, which the checkpoint
+    # just restored: a resume given another --learning-rate must train at it. A schedule
+    # is rebuilt from the new config anyway.
+    recorded = run_folder.read_run_config(os.path.join(run_dir, "config.json")).get("train", {})
+    if recorded.get("learning_rate") == train_config.learning_rate:
+        return
+    try:
+        optimizer.learning_rate = train_config.learning_rate
+    except TypeError:
+        pass  # a LearningRateSchedule
+
+
+def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, extra_callbacks):
     numerics = step.resolve_numerics(train_config)
     with runtime.precision_scope(numerics.precision), \
             runtime.distribution_scope(train_config.strategy) as replicas:
@@ -71,6 +81,9 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
         checkpoint_dir = os.path.join(run_dir, "checkpoints")
         state = checkpoint.restore(train_model, checkpoint_dir) if resume else None
         initial_epoch = state["epoch"] if state else 0
+        if state:
+            _apply_changed_learning_rate(train_model.optimizer, train_config, run_dir)
+        # After the restore: the data continues at the resumed epoch's batches.
         train_data, validation_data = step.build_training_data(data, train_config,
                                                                initial_epoch=initial_epoch)
         stateful = step.build_schedule_callbacks(

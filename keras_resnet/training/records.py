@@ -60,8 +60,9 @@ def summary_text(metrics):
         f"run:               {metrics['run_dir']}",
         f"variant:           {metrics['variant']} ({metrics['trainable_params']:,} trainable "
         "parameters)",
-        f"epochs:            {metrics['epochs_completed']} (resumed from epoch "
-        f"{metrics['resumed_from_epoch']})",
+        f"epochs:            {metrics['epochs_completed']}" + (
+            f" (resumed from epoch {metrics['resumed_from_epoch']})"
+            if metrics.get("resumed_from_epoch") else ""),
         f"test accuracy:     {metrics['test_accuracy']:.4f}   test loss: "
         f"{metrics['test_loss']:.4f}",
     ]

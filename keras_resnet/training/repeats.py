@@ -123,28 +123,28 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
     """
     import keras
 
-    from keras_resnet.training import fit
+    from keras_resnet.training import fit, run_folder
 
-    fit.check_run_dir(run_dir, resume)
-    os.makedirs(run_dir, exist_ok=True)
-    if not resume:
-        records.write_json(os.path.join(run_dir, "config.json"), {
-            "variant": variant, "model": model_config.to_dict(),
-            "train": train_config.to_dict(), "data": data_info or {}})
-    records.write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
-    for index, seed in enumerate(seeds, 1):
-        folder = seed_dir(run_dir, seed)
-        if os.path.exists(os.path.join(folder, "metrics.json")):
-            log(f"seed {seed} ({index}/{len(seeds)}): done, skipped")
-            continue
-        started = os.path.exists(os.path.join(folder, "config.json"))
-        log(f"seed {seed} ({index}/{len(seeds)}): {'resuming' if started else 'training'} "
-            f"into {folder}")
-        # A fresh graph per seed: the previous seed's model and compiled step are not kept.
-        keras.backend.clear_session()
-        fit.fit(model_config, dataclasses.replace(train_config, seed=seed), data, folder,
-                variant=variant, resume=started, data_info=data_info, verbose=verbose)
-    return summarize(run_dir, seeds)
+    # Checked, created and locked (re-entrant: train.py holds it already).
+    with run_folder.hold(run_dir, resume):
+        if not resume:
+            records.write_json(os.path.join(run_dir, "config.json"), {
+                "variant": variant, "model": model_config.to_dict(),
+                "train": train_config.to_dict(), "data": data_info or {}})
+        records.write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
+        for index, seed in enumerate(seeds, 1):
+            folder = seed_dir(run_dir, seed)
+            if os.path.exists(os.path.join(folder, "metrics.json")):
+                log(f"seed {seed} ({index}/{len(seeds)}): done, skipped")
+                continue
+            started = os.path.exists(os.path.join(folder, "config.json"))
+            log(f"seed {seed} ({index}/{len(seeds)}): {'resuming' if started else 'training'} "
+                f"into {folder}")
+            # A fresh graph per seed: the previous seed's model and compiled step are not kept.
+            keras.backend.clear_session()
+            fit.fit(model_config, dataclasses.replace(train_config, seed=seed), data, folder,
+                    variant=variant, resume=started, data_info=data_info, verbose=verbose)
+        return summarize(run_dir, seeds)
 
 
 def read_history(folder):

@@ -141,9 +141,12 @@ def build_training_data(data, train_config, initial_epoch=0, shuffle=True):
         # On the device only image augmentations run; mixup and cutmix stay in tf.data.
         host = train_config.augment if numerics.augment_on == "host" else tuple(
             a for a in train_config.augment if a in LABEL_MIXING)
+        # Endless, each pass ordered by (seed, pass): epoch e starts at batch e * steps.
         train = build_dataset(data.x_train, data.y_train, num_classes, batch_size,
                               training=True, augment=host, seed=train_config.seed,
-                              drop_remainder=drop, shuffle=shuffle)
+                              drop_remainder=drop, shuffle=shuffle,
+                              start_batch=initial_epoch * steps_per_epoch(
+                                  train_config, len(data.x_train)))
         val = build_dataset(data.x_val, data.y_val, num_classes, batch_size,
                             training=False) if has_val else None
         # Repeated, so that `steps_per_epoch` alone decides where an epoch ends.
