@@ -167,6 +167,9 @@ def write_markdown(result, path):
               "- Where the parameters go: resnet8 spends 57.7K of its 78K parameters in the "
               "8x8 layer; the candidates move them to the 32x32 and 16x16 layers (more MACs "
               "per parameter), at the same flash.",
+              "- The price is RAM and time: wider early layers hold larger activations "
+              "(the tensor arena grows with them) and cost more MACs; only flash was "
+              "budgeted here (`--macs-budget` bounds the MACs, nothing yet the arena).",
               "- Flash bytes are the exported int8 files. Candidates were screened with "
               "`estimate_int8_bytes` before building; the files carry the model's tensor "
               "names (about 3.9 KB of resnet8's file), which start with the model's name: "
