@@ -5,6 +5,7 @@ import json
 import pytest
 
 from keras_resnet import ResNetConfig, get_variant
+from keras_resnet.training import TrainConfig
 from keras_resnet.variants import VARIANTS, Variant, register_variant
 
 
@@ -66,4 +67,4 @@ def test_get_variant_errors_name_the_choices():
 
 def test_register_refuses_a_taken_name():
     with pytest.raises(ValueError, match="A variant named 'tiny' exists"):
-        register_variant(Variant("tiny", ResNetConfig(), "x", "0%"))
+        register_variant(Variant("tiny", ResNetConfig(), TrainConfig(), 1, "x", "0%"))

@@ -79,8 +79,9 @@ def exported(trained, data, tmp_path_factory):
 def test_tflm_implies_int8_and_agrees_with_it(exported, data):
     export_dir, report = exported
     assert list(report["formats"]) == ["keras", "tflite-int8", "tflm"]
-    assert sorted(os.listdir(export_dir)) == ["metadata.json", "model_int8.tflite",
-                                              "report.json", "report.md", "tflm"]
+    assert sorted(os.listdir(export_dir)) == ["manifest.json", "metadata.json",
+                                              "model_int8.tflite", "report.json", "report.md",
+                                              "tflm"]
     int8, tflm = report["formats"]["tflite-int8"], report["formats"]["tflm"]
     assert tflm["accuracy"] > 0.9
     versus = tflm["vs_tflite_int8"]

@@ -164,7 +164,10 @@ class Checkpoint(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         if self.diverged or not all(math.isfinite(float(v)) for v in logs.values()):
-            self.diverged = self.diverged or f"non-finite metrics at epoch {epoch + 1}: {logs}"
+            bad = {k: float(v) for k, v in logs.items() if not math.isfinite(float(v))}
+            self.diverged = self.diverged or (
+                f"loss became {bad['loss']} in epoch {epoch + 1}" if "loss" in bad
+                else f"non-finite metrics in epoch {epoch + 1}: {bad}")
             self.model.stop_training = True
             return
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
