@@ -149,7 +149,7 @@ def build_training_data(data, train_config, initial_epoch=0, shuffle=True):
                                   train_config, len(data.x_train)))
         val = build_dataset(data.x_val, data.y_val, num_classes, batch_size,
                             training=False) if has_val else None
-        # Repeated, so that `steps_per_epoch` alone decides where an epoch ends.
+        # Endless (the in-order stream repeated too): `steps_per_epoch` alone ends an epoch.
         return train.repeat(), val
     from keras_resnet.data.batches import build_array_batches
 
