@@ -17,6 +17,7 @@ FORCE_JIT = os.environ.get("KERAS_RESNET_TEST_JIT") == "on"
 
 
 @pytest.fixture(autouse=True)
-def _force_jit(monkeypatch):
-    if FORCE_JIT:
+def _force_jit(monkeypatch, request):
+    # Tests of the resolution itself keep the real function.
+    if FORCE_JIT and not request.node.get_closest_marker("real_jit_resolution"):
         monkeypatch.setattr(runtime, "resolve_jit", lambda jit: True)

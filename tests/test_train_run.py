@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -109,7 +110,9 @@ def test_nan_loss_exits_3_with_one_line_and_no_results(image_folder, tmp_path, c
                                  "--schedule", "constant", "--output", str(output)])
     assert code == train.EXIT_DIVERGED == 3
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and err[0].startswith("error: Training stopped: loss became nan")
+    # Under XLA the clipped cross-entropy can stay finite: then the weights' check stops it.
+    assert len(err) == 1 and re.match(
+        r"error: Training stopped: (loss became nan|weights became non-finite)", err[0]), err
     assert not (output / "metrics.json").exists() and not (output / "model.keras").exists()
 
 

@@ -154,6 +154,7 @@ def test_precision_auto_follows_the_device(monkeypatch, kind, flags, expected):
     assert runtime.resolve_precision("float32") == "float32"
 
 
+@pytest.mark.real_jit_resolution
 @pytest.mark.parametrize("kind, jit, expected", [
     ("cpu", "auto", False), ("gpu", "auto", True), ("cpu", "on", True), ("gpu", "off", False)])
 def test_jit_auto_is_on_for_accelerators_only(monkeypatch, kind, jit, expected):

@@ -170,6 +170,12 @@ class Checkpoint(keras.callbacks.Callback):
                 else f"non-finite metrics in epoch {epoch + 1}: {bad}")
             self.model.stop_training = True
             return
+        if not _weights_finite(self.model):
+            # Under XLA the loss's probability clipping can turn NaN predictions into a
+            # finite loss, so the weights themselves are checked too: one device sum.
+            self.diverged = f"weights became non-finite in epoch {epoch + 1}"
+            self.model.stop_training = True
+            return
         row = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()},
                "compile_seconds": self.compile_seconds if epoch == self._first_epoch else 0.0,
                "learning_rate": float(keras.ops.convert_to_numpy(
@@ -208,6 +214,12 @@ class Checkpoint(keras.callbacks.Callback):
                     pass
         if self.on_epoch_saved:
             self.on_epoch_saved(self.history)
+
+
+def _weights_finite(model):
+    total = keras.ops.sum(keras.ops.stack(
+        [keras.ops.sum(keras.ops.cast(w, "float32")) for w in model.trainable_weights]))
+    return bool(math.isfinite(float(keras.ops.convert_to_numpy(total))))
 
 
 def _plain(value):
