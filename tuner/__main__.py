@@ -165,7 +165,9 @@ def _check_output(output):
     if not os.path.isdir(output):
         raise ValueError(f"--output must be a folder, and this is a file. "
                          f"Received: output={output!r}")
-    names = os.listdir(output)
+    # `search/` alone is keras-tuner's project folder, which distributed workers may make
+    # before the chief gets here.
+    names = set(os.listdir(output)) - {"search"}
     if names and "search.json" not in names:
         raise ValueError(f"{output} is not empty and holds no search (no search.json); choose "
                          f"a new or empty --output so that no file of yours is overwritten. "
