@@ -8,7 +8,7 @@ needs no TensorFlow.
 """
 
 import keras
-import numpy as np
+import numpy as np  # noqa: F401 - the docstring example uses it
 import tensorflow as tf
 
 from keras_resnet.data.augment import build_augmentation, build_label_mixing, parse_augment
