@@ -22,30 +22,17 @@ from keras_resnet import build_resnet, get_variant
 from keras_resnet.export import convert, firmware, micro
 from keras_resnet.export.exporter import export_model, report_markdown
 from keras_resnet.model import estimate_flops
+from test_export import make_blobs  # the same separable images as the export tests
 
 needs_tflm = pytest.mark.skipif(not micro.available(), reason=(
     "tflite-micro is not installed: pip install 'keras-resnet[tflm]'"))
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CLASS_NAMES = ["red", "green", "blue", "yellow"]
-COLORS = np.array([(220, 40, 40), (40, 200, 60), (50, 60, 220), (220, 210, 40)], np.float32)
 CONFIG = get_variant("tiny", channels=(8, 16, 32), num_classes=4)
 # The tiny variant's ops: normalization (SUB, MUL), the blocks, AveragePooling2D(8) and a
 # Flatten whose dynamic batch becomes SHAPE/STRIDED_SLICE/PACK/RESHAPE, the classifier.
 TINY_OPS = ["AddSub", "AddMul", "AddConv2D", "AddAdd", "AddAveragePool2D", "AddShape",
             "AddStridedSlice", "AddPack", "AddReshape", "AddFullyConnected", "AddSoftmax"]
-
-
-def make_blobs(count, seed):
-    """A disc of the class's color, at a random place and size, on a noisy background."""
-    rng = np.random.default_rng(seed)
-    labels = rng.permutation(np.arange(count) % len(COLORS)).astype(np.int32)
-    rows, cols = np.mgrid[:32, :32]
-    images = rng.uniform(0, 90, (count, 32, 32, 3)).astype(np.float32)
-    for image, label in zip(images, labels):
-        center = rng.uniform(8, 24, 2)
-        disc = (rows - center[0]) ** 2 + (cols - center[1]) ** 2 < rng.uniform(5, 9) ** 2
-        image[disc] = COLORS[label] + rng.normal(0, 15, 3)
-    return np.clip(images, 0, 255).astype(np.uint8), labels
 
 
 @pytest.fixture(scope="module")
