@@ -53,7 +53,6 @@ def peak_gflops(size=2048, repeats=5):
     A big matmul is the best case of this CPU; the fraction of it a model reaches is
     the honest measure of how much is left.
     """
-    import numpy as np
     import torch
 
     def best(fn):

@@ -351,3 +351,16 @@ def test_run_main_turns_any_error_into_one_line(capsys, error, code, line):
     assert run_main(main, []) == code
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith(line), err
+
+
+def test_a_write_that_fails_leaves_the_previous_file_and_no_temporary(tmp_path):
+    from keras_resnet.files import atomic_path, write_json
+
+    path = tmp_path / "metrics.json"
+    write_json(path, {"accuracy": 0.5})
+    with pytest.raises(TypeError):
+        with atomic_path(str(path)) as temporary:
+            Path(temporary).write_text('{"accuracy": 0.')  # half written, then the writer fails
+            raise TypeError("disk full")
+    assert json.loads(path.read_text()) == {"accuracy": 0.5}
+    assert os.listdir(tmp_path) == ["metrics.json"]

@@ -194,9 +194,9 @@ def _prepare_output(args, role, signature):
                              "epochs); rerun it with its own settings to resume, pass "
                              f"--overwrite, or choose another --output. Received: output={output!r}")
     os.makedirs(output, exist_ok=True)
-    from tuner.space import atomic_write_json
+    from keras_resnet.files import write_json
 
-    atomic_write_json(record, signature)
+    write_json(record, signature)
     return output
 
 

@@ -12,8 +12,8 @@ import copy
 import dataclasses
 import os
 
+from keras_resnet.files import write_json
 from keras_resnet.stats import describe
-from tuner.space import atomic_write_json
 
 RESULTS_FILE = "final_seeds.json"
 
@@ -87,7 +87,7 @@ def reevaluate(hypermodel, rows, seeds, top, output, epochs, log=print, train=No
             log(f"final: trial {row['trial_id']}, seed {seed}")
             trial_scores[str(seed)] = float(train(hypermodel, row["hyperparameters"], seed,
                                                   epochs))
-            atomic_write_json(path, {"settings": settings, "seeds": list(seeds),
+            write_json(path, {"settings": settings, "seeds": list(seeds),
                                      "scores": scores})
         values = [trial_scores[str(seed)] for seed in seeds]
         summary = describe(values)

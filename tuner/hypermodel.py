@@ -11,10 +11,10 @@ import time
 import keras_tuner
 from keras_tuner.src.tuners import bayesian, gridsearch, hyperband, randomsearch
 
+from keras_resnet.files import write_json
 from keras_resnet.model import count_params
 from keras_resnet.training import runtime, step
 from tuner.memory import TrialMemory, resident_memory_mb
-from tuner.space import atomic_write_json
 
 TUNERS = ("random", "bayesian", "hyperband")
 OBJECTIVE = "val_accuracy"
@@ -132,7 +132,7 @@ class BudgetOracleMixin:
         self.rejected_over_budget = state.get("rejected_over_budget", 0)
 
     def save(self):
-        atomic_write_json(self._get_oracle_fname(), self.get_state())
+        write_json(self._get_oracle_fname(), self.get_state())
 
     def reload(self):
         super().reload()
@@ -144,7 +144,7 @@ class BudgetOracleMixin:
 
     def _save_trial(self, trial):
         path = os.path.join(self._get_trial_dir(trial.trial_id), "trial.json")
-        atomic_write_json(path, trial.get_state())
+        write_json(path, trial.get_state())
 
 
 class _AtomicTunerSave:
@@ -164,7 +164,7 @@ class _AtomicTunerSave:
     def save(self):
         if not self._is_worker():
             self.oracle.save()
-        atomic_write_json(self._get_tuner_fname(), self.get_state())
+        write_json(self._get_tuner_fname(), self.get_state())
 
     def _populate_initial_space(self):
         # keras-tuner builds the model again and again to discover conditional

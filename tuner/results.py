@@ -5,7 +5,7 @@ import dataclasses
 import math
 import os
 
-from tuner.space import atomic_write_json
+from keras_resnet.files import write_json
 
 LEADERBOARD_COLUMNS = ("trial", "params", "val_accuracy", "hyperparameters", "seconds",
                        "images_per_second", "rss_mb")
@@ -179,14 +179,13 @@ def write_best_config(row, space, variant, data_info, path, full_epochs=None):
                    "params": row["params"], "hyperparameters": row["hyperparameters"],
                    **{k: row[k] for k in ("seed_scores", "seed_mean", "seed_std") if k in row}},
     }
-    atomic_write_json(path, {k: v for k, v in payload.items() if k != "search"})
-    atomic_write_json(os.path.join(os.path.dirname(path), "best_trial.json"), payload)
+    write_json(path, {k: v for k, v in payload.items() if k != "search"})
+    write_json(os.path.join(os.path.dirname(path), "best_trial.json"), payload)
     return payload
 
 
 def _recipe_epochs(variant, train_config):
     from keras_resnet.training import get_recipe
-
     from keras_resnet.variants import VARIANTS
 
     return get_recipe(variant).epochs if variant in VARIANTS else train_config.epochs

@@ -13,7 +13,6 @@ parameter count, int8 flash estimate and MACs) inside the oracle
 import dataclasses
 import json
 import os
-import random
 
 from keras_resnet.config import ResNetConfig, _downsampled
 from keras_resnet.data.augment import parse_augment
@@ -414,10 +413,3 @@ def _corner(hp):
         values[parameter.name] = False if parameter.name == "lookahead" else low
     return values
 
-
-def atomic_write_json(path, payload):
-    """Writes JSON to `path` through a temporary file and `os.replace`."""
-    temporary = f"{path}.{os.getpid()}.{random.randrange(1 << 30)}.tmp"
-    with open(temporary, "w") as handle:
-        json.dump(payload, handle)
-    os.replace(temporary, path)

@@ -11,6 +11,8 @@ import os
 import shutil
 import tempfile
 
+from keras_resnet.files import write_json
+
 MANIFEST = "manifest.json"
 # Written by every export beside the model files.
 RECORDS = ("metadata.json", "report.json", "report.md", MANIFEST)
@@ -75,7 +77,8 @@ def check_export_folder(output_dir, names):
 
 def write_manifest(build):
     """Lists the entries of the build folder in its `manifest.json`."""
-    _write_atomically(os.path.join(build, MANIFEST), sorted(set(os.listdir(build)) | {MANIFEST}))
+    write_json(os.path.join(build, MANIFEST),
+               {"files": sorted(set(os.listdir(build)) | {MANIFEST})})
 
 
 def move_into_place(build, output_dir):
@@ -95,7 +98,7 @@ def move_into_place(build, output_dir):
     check_export_folder(output_dir, names)
     owned = owned_names(output_dir)
     # A kill part-way leaves a manifest that still claims everything of ours.
-    _write_atomically(os.path.join(output_dir, MANIFEST), sorted(owned | set(names)))
+    write_json(os.path.join(output_dir, MANIFEST), {"files": sorted(owned | set(names))})
     trash = tempfile.mkdtemp(prefix=".export-old-", dir=os.path.dirname(build))
     try:
         for name in sorted(owned - {MANIFEST}):
@@ -108,9 +111,3 @@ def move_into_place(build, output_dir):
     finally:
         shutil.rmtree(trash, ignore_errors=True)
 
-
-def _write_atomically(path, names):
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as handle:
-        json.dump({"files": names}, handle, indent=2)
-    os.replace(temporary, path)

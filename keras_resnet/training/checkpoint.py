@@ -20,18 +20,10 @@ import time
 
 import keras
 
+from keras_resnet.files import write_json
+
 STATE_FILE = "state.json"
 _WEIGHTS_FILE = re.compile(r"epoch-\d+\.weights\.h5")
-
-
-def write_atomically(path, text):
-    """Writes `text` to `path` through a temporary file and a rename."""
-    temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "w") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, path)
 
 
 def load_state(directory):
@@ -199,12 +191,11 @@ class Checkpoint(keras.callbacks.Callback):
         callbacks = {name: {key: _plain(getattr(cb, key)) for key in
                             ("wait", "best", "cooldown_counter") if hasattr(cb, key)}
                      for name, cb in self.stateful_callbacks.items()}
-        write_atomically(os.path.join(self.directory, STATE_FILE), json.dumps(
-            {"epoch": epoch + 1, "weights": weights, "history": self.history,
-             "callbacks": callbacks,
-             "optimizer_iterations": int(keras.ops.convert_to_numpy(
-                 self.model.optimizer.iterations)),
-             "previous": previous}, indent=1))
+        iterations = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations))
+        write_json(os.path.join(self.directory, STATE_FILE), {
+            "epoch": epoch + 1, "weights": weights, "history": self.history,
+            "callbacks": callbacks, "optimizer_iterations": iterations, "previous": previous},
+            indent=1)
         keep = {weights, (previous or {}).get("weights")}
         for name in os.listdir(self.directory):
             if _WEIGHTS_FILE.fullmatch(name) and name not in keep:

@@ -4,6 +4,7 @@ import os
 
 import keras
 
+from keras_resnet.files import atomic_path, write_json
 from keras_resnet.model import build_resnet, count_params
 from keras_resnet.training import checkpoint, records, run_folder, runtime, step
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
@@ -138,8 +139,9 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, ex
         metrics["tta_test_accuracy"] = classification_report(
             predict_probabilities(model, data.x_test, flip=True), data.y_test,
             data.class_names)["accuracy"]
-    _save_model(model, os.path.join(run_dir, "model.keras"))
-    records.write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    with atomic_path(os.path.join(run_dir, "model.keras")) as temporary:
+        model.save(temporary)
+    write_json(os.path.join(run_dir, "metrics.json"), metrics)
     return metrics
 
 
@@ -150,8 +152,3 @@ def _float32_copy(config, model, name):
     copy.set_weights(model.get_weights())
     return copy
 
-
-def _save_model(model, path):
-    temporary = f"{path[:-len('.keras')]}.tmp.keras"
-    model.save(temporary)
-    os.replace(temporary, path)

@@ -2,15 +2,9 @@
 
 import csv
 import io
-import json
 import os
 
-from keras_resnet.training.checkpoint import write_atomically
-
-
-def write_json(path, payload):
-    """Writes `payload` as indented JSON, atomically."""
-    write_atomically(path, json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+from keras_resnet.files import atomic_path, write_text
 
 
 def write_history(run_dir, history):
@@ -22,7 +16,7 @@ def write_history(run_dir, history):
     writer = csv.DictWriter(buffer, columns)
     writer.writeheader()
     writer.writerows(history)
-    write_atomically(os.path.join(run_dir, "history.csv"), buffer.getvalue())
+    write_text(os.path.join(run_dir, "history.csv"), buffer.getvalue())
     plot_history(history, run_dir)
 
 
@@ -48,10 +42,9 @@ def plot_history(history, run_dir):
         axis.grid(alpha=0.3)
         axis.legend()
         figure.tight_layout()
-        temporary = os.path.join(run_dir, f".{name}.png.tmp")
-        figure.savefig(temporary, format="png", dpi=100)
+        with atomic_path(os.path.join(run_dir, f"{name}.png")) as temporary:
+            figure.savefig(temporary, dpi=100)
         pyplot.close(figure)
-        os.replace(temporary, os.path.join(run_dir, f"{name}.png"))
 
 
 def summary_text(metrics):

@@ -19,9 +19,8 @@ import dataclasses
 import json
 import os
 
+from keras_resnet.files import atomic_path, write_json, write_text
 from keras_resnet.stats import describe
-from keras_resnet.training import records
-from keras_resnet.training.checkpoint import write_atomically
 
 SEEDS_FILE = "repeats.json"
 # Final metrics summarized, in the order the summary shows them.
@@ -128,10 +127,10 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
     # Checked, created and locked (re-entrant: train.py holds it already).
     with run_folder.hold(run_dir, resume):
         if not resume:
-            records.write_json(os.path.join(run_dir, "config.json"), {
+            write_json(os.path.join(run_dir, "config.json"), {
                 "variant": variant, "model": model_config.to_dict(),
                 "train": train_config.to_dict(), "data": data_info or {}})
-        records.write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
+        write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
         for index, seed in enumerate(seeds, 1):
             folder = seed_dir(run_dir, seed)
             if os.path.exists(os.path.join(folder, "metrics.json")):
@@ -191,8 +190,8 @@ def summarize(run_dir, seeds):
     summary = {"seeds": list(seeds), "metrics": metrics, "curves": mean_curves(histories),
                "variant": per_seed[0]["variant"], "precision": per_seed[0].get("precision"),
                "device": per_seed[0].get("device"), "config": config}
-    records.write_json(os.path.join(run_dir, "summary.json"), summary)
-    write_atomically(os.path.join(run_dir, "summary.md"), summary_markdown(summary))
+    write_json(os.path.join(run_dir, "summary.json"), summary)
+    write_text(os.path.join(run_dir, "summary.md"), summary_markdown(summary))
     if summary["curves"]:
         plot_curves(summary["curves"], os.path.join(run_dir, "curves.png"), len(seeds))
     return summary
@@ -254,7 +253,6 @@ def plot_curves(curves, path, count):
         axis.legend()
     figure.suptitle(f"Mean over {count} seeds")
     figure.tight_layout()
-    temporary = f"{path}.tmp.png"
-    figure.savefig(temporary, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     pyplot.close(figure)
-    os.replace(temporary, path)

@@ -237,7 +237,7 @@ def record_config(run_dir, config, epoch=0):
     """
     import datetime
 
-    from keras_resnet.training.records import write_json
+    from keras_resnet.files import write_json
 
     path = os.path.join(run_dir, CONFIG_FILE)
     previous = read_run_config(path) if os.path.exists(path) else None

@@ -1,0 +1,65 @@
+"""Atomic file writes: a kill at any moment leaves the old file or the new one, never half.
+
+Every file the project writes into a run folder, an export or a search goes through here:
+the content goes to a temporary file beside the target (the same file system, so the
+rename is atomic) and `os.replace` puts it in place.
+"""
+
+import contextlib
+import json
+import os
+import secrets
+
+
+@contextlib.contextmanager
+def atomic_path(path):
+    """Yields a temporary path beside `path`, renamed over `path` when the block succeeds.
+
+    The temporary name keeps `path`'s extension, for writers that pick the format from it
+    (`model.save`, `savefig`), and is unique per process and call, so that concurrent
+    writers (a search's workers) never share one. On an error it is removed and `path` is
+    left as it was.
+
+    Args:
+        path: str. The file to write.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.txt")
+    >>> with atomic_path(path) as temporary:
+    ...     with open(temporary, "w") as handle:
+    ...         _ = handle.write("weights")
+    >>> open(path).read(), os.listdir(os.path.dirname(path))
+    ('weights', ['model.txt'])
+    """
+    root, extension = os.path.splitext(path)
+    temporary = f"{root}.tmp-{os.getpid()}-{secrets.token_hex(3)}{extension}"
+    try:
+        yield temporary
+        os.replace(temporary, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(temporary)
+
+
+def write_text(path, text):
+    """Writes `text` to `path` atomically, flushed to disk before the rename."""
+    with atomic_path(path) as temporary, open(temporary, "w") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def write_json(path, payload, indent=2):
+    """Writes `payload` to `path` as JSON with sorted keys, atomically.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "metrics.json")
+    >>> write_json(path, {"accuracy": 0.9, "epochs": 3})
+    >>> json.load(open(path))
+    {'accuracy': 0.9, 'epochs': 3}
+    """
+    write_text(path, json.dumps(payload, indent=indent, sort_keys=True, default=str) + "\n")
