@@ -280,7 +280,8 @@ def main(argv=None):
         return 0
     output = args.output or os.path.join(
         "saved_models", f"{variant}-{time.strftime('%Y%m%d-%H%M%S')}")
-    from keras_resnet.training import repeats, run_folder
+    from keras_resnet import run_folder
+    from keras_resnet.training import repeats
 
     seeds = repeats.resolve_seeds(args.seeds, args.repeats, train_config.seed, output,
                                   args.resume)
@@ -310,13 +311,11 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
     import dataclasses
     import os
 
-    from keras_resnet import check_budget, cli
+    from keras_resnet import check_budget, cli, run_folder
     from keras_resnet.data import load_data
 
-    data = load_data(data_info["dataset"], data_info["data_dir"],
-                     image_size=config.input_shape[:2], val_split=train_config.val_split,
-                     seed=train_config.seed, channels=config.input_shape[2],
-                     limits=cli.read_limits(args))
+    data = load_data(**run_folder.data_arguments(run_folder.run_config(
+        variant, config, train_config, data_info)), limits=cli.read_limits(args))
     if data_info["data_dir"] is not None or data_info["dataset"] != "cifar10":
         # A user's own data: classes and statistics follow it.
         config = dataclasses.replace(config, num_classes=data.num_classes, mean=data.mean,
@@ -349,18 +348,15 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
         return EXIT_DIVERGED
     print(records.summary_text(metrics))
     if export_formats:
-        import keras
-
         from keras_resnet.export import export_model
-        from keras_resnet.training.run_folder import read_run_config
+        from keras_resnet.export.runtime import load_keras_model
 
+        model_path, run_config = run_folder.read_finished_run(output)
         # The data is already in memory: calibrate and evaluate on it, not on a re-read.
-        export_model(keras.saving.load_model(os.path.join(output, "model.keras"),
-                                             safe_mode=True),
-                     os.path.join(output, "export"), export_formats,
-                     calibration_images=data.x_train, test_images=data.x_test,
-                     test_labels=data.y_test, class_names=list(data.class_names),
-                     source_config=read_run_config(os.path.join(output, "config.json")))
+        export_model(load_keras_model(model_path), os.path.join(output, "export"),
+                     export_formats, calibration_images=data.x_train,
+                     test_images=data.x_test, test_labels=data.y_test,
+                     class_names=list(data.class_names), source_config=run_config)
         with open(os.path.join(output, "export", "report.md")) as report:
             print(report.read())
         over = over_flash_budget(os.path.join(output, "export"), args.flash_budget, config)

@@ -55,21 +55,15 @@ def parse_args(argv=None):
 
 
 def train_and_export(name, config, recipe, data, data_info, run_dir, formats):
+    from keras_resnet import run_folder
     from keras_resnet.export.exporter import export_model
+    from keras_resnet.export.runtime import load_keras_model
     from keras_resnet.training import fit
 
-    metrics_path = os.path.join(run_dir, "metrics.json")
-    if os.path.exists(metrics_path):
-        with open(metrics_path) as file:
-            metrics = json.load(file)
-    else:
-        metrics = fit.fit(config, recipe, data, run_dir, variant=name, data_info=data_info,
-                          verbose=2)
-    import keras
-
-    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
-    with open(os.path.join(run_dir, "config.json")) as file:
-        source = json.load(file)
+    metrics = run_folder.read_metrics(run_dir) or fit.fit(
+        config, recipe, data, run_dir, variant=name, data_info=data_info, verbose=2)
+    model_path, source = run_folder.read_finished_run(run_dir)
+    model = load_keras_model(model_path)
     started = time.perf_counter()
     report_path = os.path.join(run_dir, "export", "report.json")
     report = None

@@ -46,9 +46,8 @@ def train(splits, run_dir, epochs, learning_rate, data_dir, train_limit=None):
     """Trains `tiny` with train.py's own loop (`fit`): Adam, cosine, crop and flip."""
     import dataclasses
 
-    import keras
-
-    from keras_resnet import get_variant
+    from keras_resnet import get_variant, run_folder
+    from keras_resnet.export.runtime import load_keras_model
     from keras_resnet.training import TrainConfig, fit
 
     if train_limit:
@@ -60,10 +59,9 @@ def train(splits, run_dir, epochs, learning_rate, data_dir, train_limit=None):
                       data_info={"dataset": "cifar10", "data_dir": data_dir,
                                  "image_size": [32, 32], "val_split": 0.1, "seed": 0,
                                  "class_names": list(splits.class_names)}, verbose=2)
-    with open(os.path.join(run_dir, "config.json")) as file:
-        run_config = json.load(file)
+    model_path, run_config = run_folder.read_finished_run(run_dir)
     run_config["train"]["seconds"] = metrics["train_seconds"]
-    return keras.saving.load_model(os.path.join(run_dir, "model.keras")), run_config
+    return load_keras_model(model_path), run_config
 
 
 def remeasure_latency(report, export_dir, model, image, runs, repeats):
@@ -145,17 +143,17 @@ def main(argv=None):
     args = parse_args(argv)
     from keras_resnet.quiet import import_keras
 
-    keras = import_keras()
+    import_keras()
+    from keras_resnet import run_folder
     from keras_resnet.data import load_data
     from keras_resnet.export.exporter import export_model, machine_info
+    from keras_resnet.export.runtime import load_keras_model
 
     splits = load_data(data_dir=args.data_dir, val_split=0.1, seed=0)
-    model_path = os.path.join(args.run_dir, "model.keras")
-    reused = os.path.isfile(model_path)
+    reused = os.path.isfile(os.path.join(args.run_dir, run_folder.MODEL_FILE))
     if reused:
-        model = keras.models.load_model(model_path, compile=False)
-        with open(os.path.join(args.run_dir, "config.json")) as file:
-            run_config = json.load(file)
+        model_path, run_config = run_folder.read_finished_run(args.run_dir)
+        model = load_keras_model(model_path)
     else:
         model, run_config = train(splits, args.run_dir, args.epochs, args.learning_rate,
                                   args.data_dir, args.train_limit)

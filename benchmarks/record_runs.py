@@ -19,6 +19,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 
 
 def main(argv=None):
+    from keras_resnet import run_folder
     from keras_resnet.training.runtime import machine_info
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -28,10 +29,7 @@ def main(argv=None):
     rows = []
     for item in args.runs:
         run_dir, _, command = item.partition("=")
-        with open(os.path.join(run_dir, "metrics.json")) as handle:
-            metrics = json.load(handle)
-        with open(os.path.join(run_dir, "config.json")) as handle:
-            config = json.load(handle)
+        metrics, config = run_folder.read_metrics(run_dir), run_folder.read_run_config(run_dir)
         ended = time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(
             os.path.getmtime(os.path.join(run_dir, "metrics.json"))))
         rows.append({"run_dir": run_dir, "command": command, "ended": ended,

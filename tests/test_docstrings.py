@@ -12,7 +12,7 @@ MODULES = ["keras_resnet.config", "keras_resnet.model", "keras_resnet.blocks",
            "keras_resnet.training.optimizers", "keras_resnet.training.evaluate",
            "keras_resnet.training.step", "keras_resnet.training.runtime",
            "keras_resnet.data.batches", "keras_resnet.stats", "keras_resnet.training.repeats",
-           "keras_resnet.training.run_folder", "keras_resnet.export.manifest",
+           "keras_resnet.run_folder", "keras_resnet.lock", "keras_resnet.export.manifest",
            "keras_resnet.data.images", "keras_resnet.limits", "keras_resnet.fields",
            "keras_resnet.files"]
 if keras.backend.backend() == "tensorflow":

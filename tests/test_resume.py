@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from keras_resnet.cli import run_main
-from keras_resnet.training import records, run_folder
+from keras_resnet import run_folder
+from keras_resnet.training import records
 from keras_resnet.training.fit import fit
 
 ROOT = Path(__file__).resolve().parents[1]

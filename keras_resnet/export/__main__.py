@@ -8,7 +8,7 @@ not at all, prints the markdown report and, as the last line, the JSON report.
 import os
 import sys
 
-from keras_resnet import cli
+from keras_resnet import cli, lock, run_folder
 from keras_resnet.export import convert
 
 DEFAULT_FORMATS = "saved_model,tflite,tflite-fp16,tflite-dynamic,tflite-int8"
@@ -36,36 +36,14 @@ def build_parser():
     return parser
 
 
-def _read_run(run_dir):
-    model_path = os.path.join(run_dir, "model.keras")
-    if not os.path.isfile(model_path):
-        raise ValueError(f"The run folder has no model.keras. Received: run_dir={run_dir!r}")
-    config_path = os.path.join(run_dir, "config.json")
-    if not os.path.isfile(config_path):
-        return model_path, {}
-    from keras_resnet.training.run_folder import read_run_config
-
-    run_config = read_run_config(config_path)
-    for section in ("data", "model"):
-        if not isinstance(run_config.get(section) or {}, dict):
-            raise ValueError(f"config.json's `{section}` must be an object. "
-                             f"Received: {section}={run_config[section]!r}"[:300])
-    return model_path, run_config
-
-
 def _load_data(run_config, data_dir, formats):
     if "tflm" in formats:
         formats = (*formats, "tflite-int8")  # tflm is the int8 model, calibrated the same
-    data_config = run_config.get("data") or {}
-    input_shape = (run_config.get("model") or {}).get("input_shape", (32, 32, 3))
     try:
         from keras_resnet.data import load_data
 
         # The run's own split and seed, so int8 calibrates on its training images only.
-        return load_data(dataset=data_config.get("dataset", "cifar10"), data_dir=data_dir,
-                         image_size=tuple(data_config.get("image_size", input_shape[:2])),
-                         val_split=data_config.get("val_split", 0.1),
-                         seed=data_config.get("seed", 0), channels=input_shape[2])
+        return load_data(**run_folder.data_arguments(run_config, data_dir))
     except Exception as error:  # noqa: BLE001 - any failure here is "no data", said once.
         need = ("tflite-int8 needs training images to calibrate on"
                 if "tflite-int8" in formats else "evaluation needs the test set")
@@ -84,7 +62,7 @@ def main(argv=None):
         if value < minimum:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least {minimum}. "
                              f"Received: {flag}={value}")
-    model_path, run_config = _read_run(args.run_dir)
+    model_path, run_config = run_folder.read_finished_run(args.run_dir)
     from keras_resnet.export.exporter import export_names
     from keras_resnet.export.manifest import check_export_folder
 
@@ -94,15 +72,13 @@ def main(argv=None):
     if data_dir is not None and not os.path.isdir(data_dir):
         raise ValueError(f"The data folder does not exist. Received: data_dir={data_dir!r}")
 
-    from keras_resnet.training import run_folder
-
     # Training or another export writing this run at the same time would mix two runs.
-    took = run_folder.acquire_lock(args.run_dir)
+    took = lock.acquire_lock(args.run_dir)
     try:
         return _export(args, formats, model_path, run_config, data_config, data_dir)
     finally:
         if took:
-            run_folder.release_lock(args.run_dir)
+            lock.release_lock(args.run_dir)
 
 
 def _export(args, formats, model_path, run_config, data_config, data_dir):

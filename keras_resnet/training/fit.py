@@ -4,9 +4,9 @@ import os
 
 import keras
 
-from keras_resnet.files import atomic_path, write_json
+from keras_resnet import run_folder
 from keras_resnet.model import build_resnet, count_params
-from keras_resnet.training import checkpoint, records, run_folder, runtime, step
+from keras_resnet.training import checkpoint, records, runtime, step
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
 
 
@@ -45,9 +45,8 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
         keras.utils.set_random_seed(train_config.seed)
         # config.json is written when training really starts: a start that fails before
         # leaves no run behind, and a resume's changes are recorded only once in effect.
-        record = _config_recorder(run_dir, {
-            "variant": variant, "model": model_config.to_dict(),
-            "train": train_config.to_dict(), "data": data_info or {}})
+        record = _config_recorder(run_dir, run_folder.run_config(
+            variant, model_config, train_config, data_info))
         return _fit(model_config, train_config, data, run_dir, variant, resume, verbose,
                     (record, *extra_callbacks))
 
@@ -64,7 +63,7 @@ def _apply_changed_learning_rate(optimizer, train_config, run_dir):
     # A constant (or plateau-reduced) rate is an optimizer variable, which the checkpoint
     # just restored: a resume given another --learning-rate must train at it. A schedule
     # is rebuilt from the new config anyway.
-    recorded = run_folder.read_run_config(os.path.join(run_dir, "config.json")).get("train", {})
+    recorded = run_folder.read_run_config(run_dir).get("train", {})
     if recorded.get("learning_rate") == train_config.learning_rate:
         return
     try:
@@ -139,9 +138,7 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, ex
         metrics["tta_test_accuracy"] = classification_report(
             predict_probabilities(model, data.x_test, flip=True), data.y_test,
             data.class_names)["accuracy"]
-    with atomic_path(os.path.join(run_dir, "model.keras")) as temporary:
-        model.save(temporary)
-    write_json(os.path.join(run_dir, "metrics.json"), metrics)
+    run_folder.save_results(run_dir, model, metrics)
     return metrics
 
 

@@ -122,21 +122,21 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
     """
     import keras
 
-    from keras_resnet.training import fit, run_folder
+    from keras_resnet import run_folder
+    from keras_resnet.training import fit
 
     # Checked, created and locked (re-entrant: train.py holds it already).
     with run_folder.hold(run_dir, resume):
         if not resume:
-            write_json(os.path.join(run_dir, "config.json"), {
-                "variant": variant, "model": model_config.to_dict(),
-                "train": train_config.to_dict(), "data": data_info or {}})
+            run_folder.record_config(run_dir, run_folder.run_config(
+                variant, model_config, train_config, data_info))
         write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
         for index, seed in enumerate(seeds, 1):
             folder = seed_dir(run_dir, seed)
-            if os.path.exists(os.path.join(folder, "metrics.json")):
+            if os.path.exists(os.path.join(folder, run_folder.METRICS_FILE)):
                 log(f"seed {seed} ({index}/{len(seeds)}): done, skipped")
                 continue
-            started = os.path.exists(os.path.join(folder, "config.json"))
+            started = os.path.exists(os.path.join(folder, run_folder.CONFIG_FILE))
             log(f"seed {seed} ({index}/{len(seeds)}): {'resuming' if started else 'training'} "
                 f"into {folder}")
             # A fresh graph per seed: the previous seed's model and compiled step are not kept.
@@ -171,22 +171,22 @@ def summarize(run_dir, seeds):
     Raises:
         ValueError: if a seed's `metrics.json` is missing.
     """
+    from keras_resnet import run_folder
+
     per_seed, histories = [], []
     for seed in seeds:
-        path = os.path.join(seed_dir(run_dir, seed), "metrics.json")
-        if not os.path.exists(path):
-            raise ValueError(f"Seed {seed} has not finished: {path} is missing; rerun with "
-                             f"--resume. Received: output={run_dir!r}")
-        with open(path) as handle:
-            per_seed.append(json.load(handle))
+        finished = run_folder.read_metrics(seed_dir(run_dir, seed))
+        if finished is None:
+            raise ValueError(f"Seed {seed} has not finished: {seed_dir(run_dir, seed)} has no "
+                             f"metrics.json; rerun with --resume. Received: output={run_dir!r}")
+        per_seed.append(finished)
         histories.append(read_history(seed_dir(run_dir, seed)))
     metrics = {}
     for name in METRICS:
         values = [m.get(name) for m in per_seed]
         if all(v is not None for v in values):
             metrics[name] = {**describe(values), "values": [float(v) for v in values]}
-    with open(os.path.join(run_dir, "config.json")) as handle:
-        config = json.load(handle)
+    config = run_folder.read_run_config(run_dir)
     summary = {"seeds": list(seeds), "metrics": metrics, "curves": mean_curves(histories),
                "variant": per_seed[0]["variant"], "precision": per_seed[0].get("precision"),
                "device": per_seed[0].get("device"), "config": config}

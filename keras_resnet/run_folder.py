@@ -1,4 +1,9 @@
-"""The run folder's ownership: which folder may be used, who holds it, what a failed start leaves.
+"""The run folder: which folder may be used, who holds it, and the files a run leaves in it.
+
+A run folder holds `config.json` (variant, model, train and data sections: what `--resume`
+continues and export reads back), `checkpoints/`, `history.csv`, learning curves,
+`metrics.json` and `model.keras` (float32, no optimizer); this module reads and writes
+the last three and the config, so their names and formats live in one place.
 
 A run folder is ours when it holds `config.json` (a run) or our `.lock` with no run yet (a
 start that was killed). Anything else that is not empty belongs to someone else and is
@@ -12,44 +17,14 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 
-LOCK_FILE = ".lock"
+from keras_resnet.files import atomic_path, write_json
+from keras_resnet.lock import LOCK_FILE, acquire_lock, lock_is_live, read_lock, release_lock
+
 CONFIG_FILE = "config.json"
+METRICS_FILE = "metrics.json"
+MODEL_FILE = "model.keras"
 STATE_FILE = os.path.join("checkpoints", "state.json")
-
-
-def _pid_alive(pid):
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # another user's live process
-        return True
-    except (OSError, OverflowError, ValueError):
-        return False
-    return True
-
-
-def read_lock(run_dir):
-    """Returns `{"pid", "host"}` of the lock in `run_dir`, or None when there is none."""
-    try:
-        with open(os.path.join(run_dir, LOCK_FILE)) as handle:
-            holder = json.load(handle)
-        return holder if isinstance(holder, dict) else {}
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError):
-        return {}  # half-written by a process killed while taking it: stale
-
-
-def lock_is_live(holder):
-    """Whether a lock's holder is a running process (other hosts count as live)."""
-    if not holder or not isinstance(holder.get("pid"), int):
-        return False
-    if holder.get("host") not in (None, socket.gethostname()):
-        return True  # a process on another machine sharing the folder: cannot tell
-    return _pid_alive(holder["pid"])
 
 
 def _is_abandoned_start(run_dir, names):
@@ -104,48 +79,6 @@ def check_run_dir(run_dir, resume):
     if not os.access(existing or ".", os.W_OK | os.X_OK):
         raise ValueError(f"Cannot write the run folder: {existing or '.'} is not writable. "
                          f"Received: output={run_dir!r}")
-
-
-def acquire_lock(run_dir):
-    """Takes `run_dir`'s lock for this process; re-entrant within the process.
-
-    Returns:
-        True if this call took the lock, False if this process already held it.
-
-    Raises:
-        ValueError: if another live process holds it.
-    """
-    path = os.path.join(run_dir, LOCK_FILE)
-    for _ in range(3):
-        try:
-            descriptor = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
-        except FileExistsError:
-            holder = read_lock(run_dir)
-            if holder is None:
-                continue  # released between our two calls
-            if holder.get("pid") == os.getpid() and holder.get("host") == socket.gethostname():
-                return False
-            if lock_is_live(holder):
-                raise ValueError(
-                    f"{run_dir} is in use by process {holder['pid']} on "
-                    f"{holder.get('host')}; wait for it to finish or stop it. "
-                    f"Received: output={run_dir!r}") from None
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(path)  # stale: its process is gone
-            continue
-        with os.fdopen(descriptor, "w") as handle:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, handle)
-        return True
-    raise ValueError(f"Could not take the lock of {run_dir}: it keeps changing. "
-                     f"Received: output={run_dir!r}")
-
-
-def release_lock(run_dir):
-    """Removes `run_dir`'s lock if this process holds it."""
-    holder = read_lock(run_dir)
-    if holder and holder.get("pid") == os.getpid():
-        with contextlib.suppress(FileNotFoundError):
-            os.remove(os.path.join(run_dir, LOCK_FILE))
 
 
 @contextlib.contextmanager
@@ -219,6 +152,12 @@ def config_changes(old, new):
             for key in sorted(set(old) | set(new)) if old.get(key) != new.get(key)}
 
 
+def run_config(variant, model_config, train_config, data_info=None):
+    """The configuration a run records: what `config.json` holds, as a dict."""
+    return {"variant": variant, "model": model_config.to_dict(),
+            "train": train_config.to_dict(), "data": dict(data_info or {})}
+
+
 def record_config(run_dir, config, epoch=0):
     """Writes the run's effective configuration to `config.json`.
 
@@ -237,10 +176,8 @@ def record_config(run_dir, config, epoch=0):
     """
     import datetime
 
-    from keras_resnet.files import write_json
-
     path = os.path.join(run_dir, CONFIG_FILE)
-    previous = read_run_config(path) if os.path.exists(path) else None
+    previous = read_run_config(run_dir) if os.path.exists(path) else None
     payload = dict(config)
     changes = config_changes(previous, payload) if previous is not None else {}
     resumes = list((previous or {}).get("resumes") or [])
@@ -253,12 +190,13 @@ def record_config(run_dir, config, epoch=0):
     return changes
 
 
-def read_run_config(path):
-    """Reads a run's `config.json`, which must be a JSON object.
+def read_run_config(run_dir):
+    """Reads a run's `config.json`: a JSON object whose sections are objects.
 
     Raises:
-        ValueError: if the file cannot be read or is not a JSON object.
+        ValueError: if the file cannot be read, is not a JSON object, or a section is not one.
     """
+    path = os.path.join(run_dir, CONFIG_FILE)
     try:
         with open(path) as handle:
             values = json.load(handle)
@@ -268,4 +206,61 @@ def read_run_config(path):
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a JSON object (a run's configuration). "
                          f"Received: {type(values).__name__}")
+    for section in ("model", "train", "data"):
+        if not isinstance(values.get(section) or {}, dict):
+            raise ValueError(f"{path}: `{section}` must be an object. "
+                             f"Received: {section}={values[section]!r}"[:300])
     return values
+
+
+def read_finished_run(run_dir):
+    """Returns `(model_path, run_config)` of a trained run; `{}` without `config.json`.
+
+    Raises:
+        ValueError: if `run_dir` has no `model.keras`, or as `read_run_config`.
+    """
+    model_path = os.path.join(run_dir, MODEL_FILE)
+    if not os.path.isfile(model_path):
+        raise ValueError(f"The run folder has no {MODEL_FILE}. Received: run_dir={run_dir!r}")
+    if not os.path.isfile(os.path.join(run_dir, CONFIG_FILE)):
+        return model_path, {}
+    return model_path, read_run_config(run_dir)
+
+
+def save_results(run_dir, model, metrics):
+    """Writes the trained `model` (`model.keras`) and its `metrics.json`, each atomically."""
+    with atomic_path(os.path.join(run_dir, MODEL_FILE)) as temporary:
+        model.save(temporary)
+    write_json(os.path.join(run_dir, METRICS_FILE), metrics)
+
+
+def read_metrics(run_dir):
+    """Returns a finished run's `metrics.json`, or None when the run has not finished."""
+    path = os.path.join(run_dir, METRICS_FILE)
+    if not os.path.exists(path):
+        return None
+    with open(path) as handle:
+        return json.load(handle)
+
+
+def data_arguments(run_config, data_dir=None):
+    """The `load_data` arguments that give a run its data back: same source, size, split, seed.
+
+    Args:
+        run_config: dict. A run's configuration (`config.json`, or the one training records).
+        data_dir: str or None. Replaces the recorded data folder (data moved). Defaults
+            to `None`.
+
+    Example:
+
+    >>> data_arguments({"model": {"input_shape": [32, 32, 3]}, "train": {"seed": 3},
+    ...                 "data": {"dataset": "cifar10", "data_dir": "data/cifar10"}})
+    {'dataset': 'cifar10', 'data_dir': 'data/cifar10', 'image_size': (32, 32), \
+'val_split': 0.1, 'seed': 3, 'channels': 3}
+    """
+    data, train = run_config.get("data") or {}, run_config.get("train") or {}
+    input_shape = (run_config.get("model") or {}).get("input_shape", (32, 32, 3))
+    return {"dataset": data.get("dataset", "cifar10"), "data_dir": data_dir or data.get("data_dir"),
+            "image_size": tuple(data.get("image_size", input_shape[:2])),
+            "val_split": train.get("val_split", data.get("val_split", 0.1)),
+            "seed": train.get("seed", data.get("seed", 0)), "channels": input_shape[2]}
