@@ -10,43 +10,10 @@ import sys
 EXIT_DIVERGED = 3
 EXIT_OVER_FLASH_BUDGET = 4
 
-# Flag -> TrainConfig field; type conversion happens in argparse.
-TRAINING_FLAGS = (
-    ("--optimizer", str, "sgd, adam, adamw, rmsprop, adagrad, adadelta"),
-    ("--learning-rate", float, "peak learning rate"),
-    ("--momentum", float, "SGD/RMSprop momentum"),
-    ("--weight-decay", float, "weight decay (see --weight-decay-mode)"),
-    ("--weight-decay-mode", str, "l2 (coupled, PyTorch-style) or decoupled (AdamW-style)"),
-    ("--schedule", str, "constant, cosine, cosine_restarts, step, multistep, exponential, "
-                        "one_cycle, plateau"),
-    ("--warmup-epochs", float, "linear warm-up epochs (cosine, one_cycle)"),
-    ("--decay-epochs", int, "period of step/exponential decay, in epochs"),
-    ("--decay-rate", float, "decay factor of step, multistep, exponential, plateau"),
-    ("--restart-epochs", int, "first period of cosine_restarts"),
-    ("--plateau-patience", int, "epochs without improvement before plateau decays"),
-    ("--min-learning-rate", float, "floor of cosine schedules and plateau"),
-    ("--epochs", int, "epochs"),
-    ("--batch-size", int, "global batch size"),
-    ("--clip-value", float, "clip gradients by value"),
-    ("--clip-norm", float, "clip each gradient by norm"),
-    ("--global-clip-norm", float, "clip all gradients by global norm"),
-    ("--label-smoothing", float, "label smoothing"),
-    ("--lookahead-k", int, "Lookahead sync period"),
-    ("--lookahead-alpha", float, "Lookahead slow step size"),
-    ("--augment-on", str, "host (tf.data), device (in the train step) or auto"),
-    ("--val-split", float, "fraction of train held out for validation (never test)"),
-    ("--seed", int, "random seed"),
-    ("--precision", str, "auto, float32, mixed_float16, mixed_bfloat16"),
-    ("--jit", str, "XLA: auto, on, off"),
-    ("--strategy", str, "auto, none, mirrored, multi_worker"),
-    ("--steps-per-epoch", int, "limit each epoch to N steps (quick runs)"),
-    ("--steps-per-execution", int, "train steps per compiled call"),
-)
-
-
 def build_parser():
     from keras_resnet import cli, variants
-    from keras_resnet.data.augment import parse_augment
+    from keras_resnet.config import ResNetConfig
+    from keras_resnet.training import TrainConfig
     from keras_resnet.training.repeats import parse_seeds
 
     parser = cli.ArgumentParser(
@@ -61,31 +28,22 @@ def build_parser():
                         help="build the model, print its summary and a JSON line, and exit")
     parser.add_argument("--config", help="JSON or YAML file with variant/model/train/data "
                                          "sections (e.g. the tuner's best_config.json)")
-    cli.add_architecture_arguments(parser)
+    architecture = parser.add_argument_group("architecture (overrides the variant's fields)")
+    cli.add_config_arguments(architecture, ResNetConfig)
+    cli.add_budget_arguments(architecture)
+    architecture.add_argument("--allow-over-budget", action="store_true",
+                              help="build a configuration over the budget anyway")
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", default=None, help="tensorflow-datasets name (cifar10)")
     data.add_argument("--data-dir", default=None,
                       help="local copy: cifar-10-python.tar.gz, cifar-10-batches-py/, or an "
                            "image folder DIR/{train,test}/<class>/ (or its .tar.gz)")
-    data.add_argument("--augment", type=cli.argument_type(parse_augment), default=None,
-                      help="comma-separated: crop, flip, cutout, zoom, translate, rotate, "
-                           "color, mixup, cutmix; or none")
     cli.add_read_limit_arguments(parser)
     training = parser.add_argument_group("training (overrides the variant's recipe)")
     training.add_argument("--recipe", default="paper",
                           help="paper (the variant's paper's recipe, default) or fast "
                                "(time to accuracy: one-cycle, batch 512, label smoothing, TTA)")
-    for flag, kind, text in TRAINING_FLAGS:
-        training.add_argument(flag, type=kind, default=None, help=text)
-    training.add_argument("--milestones", type=cli.int_list, default=None,
-                          help="epochs at which the multistep schedule decays, e.g. 60,120")
-    for flag, text in (("lookahead", "wrap the optimizer in Lookahead"),
-                       ("nesterov", "Nesterov momentum"),
-                       ("tta", "also report test accuracy with flip test-time augmentation"),
-                       ("fused-batch-norm", "TensorFlow's fused batch-norm kernel in training "
-                                            "(default on)")):
-        training.add_argument(f"--{flag}", action=cli.argparse.BooleanOptionalAction,
-                              default=None, help=text)
+    cli.add_config_arguments(training, TrainConfig)
     run = parser.add_argument_group("run")
     run.add_argument("--output", help="run folder (default saved_models/<variant>-<time>/)")
     run.add_argument("--resume", action="store_true",
@@ -115,125 +73,6 @@ def list_variants():
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-CONFIG_SECTIONS = {"variant": str, "model": dict, "train": dict, "data": dict,
-                   "resumes": list}
-
-
-def read_config_file(path):
-    """Reads a JSON or YAML run configuration into a dict of checked sections."""
-    import json
-    import os
-
-    if not os.path.isfile(path):
-        raise ValueError(f"--config {path} does not exist; expected a JSON or YAML file.")
-    try:
-        with open(path) as handle:
-            text = handle.read()
-        if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            values = yaml.safe_load(text)
-        else:
-            values = json.loads(text)
-    except Exception as error:  # noqa: BLE001 - any read or parse error is the user's file
-        reason = " ".join(str(error).split()) or type(error).__name__
-        raise ValueError(f"--config {path} could not be parsed: {reason}") from None
-    if values is None:
-        values = {}
-    if not isinstance(values, dict):
-        raise ValueError(f"--config {path} must be a mapping with sections variant, model, "
-                         f"train, data. Received: {type(values).__name__}")
-    unknown = sorted(str(key) for key in set(values) - set(CONFIG_SECTIONS))
-    if unknown:
-        raise ValueError(f"--config {path} must be a mapping with sections variant, model, "
-                         f"train, data. Received: {unknown}")
-    for section, kind in CONFIG_SECTIONS.items():
-        if section in values and not isinstance(values[section], kind):
-            raise ValueError(f"--config {path}: section `{section}` must be a "
-                             f"{'string' if kind is str else 'mapping' if kind is dict else 'list'}"
-                             f". Received: {section}={values[section]!r}"[:300])
-    for key, value in values.get("data", {}).items():
-        if key in ("dataset", "data_dir") and value is not None and not isinstance(value, str):
-            raise ValueError(f"--config {path}: `data.{key}` must be a string. "
-                             f"Received: {key}={value!r}")
-    return values
-
-
-def _check_resume_architecture(args, file, overrides):
-    """Refuses a resume whose flags change the network the checkpoint holds."""
-    from keras_resnet.config import ResNetConfig
-
-    if args.variant is not None and args.variant != file.get("variant"):
-        raise ValueError(f"The run in {args.output} is a {file.get('variant')!r} network; its "
-                         "checkpoint cannot continue as another variant. Drop --variant or "
-                         f"start a new --output. Received: variant={args.variant!r}")
-    saved = ResNetConfig.from_dict(file.get("model", {}))
-    changed = sorted(field for field, value in overrides.items()
-                     if getattr(saved, field) != getattr(
-                         ResNetConfig.from_dict({**saved.to_dict(), field: value}), field))
-    if changed:
-        raise ValueError(f"The architecture of a run cannot change on --resume "
-                         f"({', '.join(changed)} differ from the run's); start a new --output. "
-                         f"Received: {', '.join(f'{n}={overrides[n]!r}' for n in changed)}")
-
-
-def resolve(args):
-    """Resolves the flags (and --config, --resume) into (variant, ResNetConfig, TrainConfig, data)."""
-    import dataclasses
-
-    from keras_resnet import cli
-    from keras_resnet.config import ResNetConfig
-    from keras_resnet.training import TrainConfig, get_recipe
-
-    if args.resume:
-        import os
-
-        if not args.output:
-            raise ValueError("--resume needs --output naming the run folder to continue.")
-        if args.recipe != "paper":
-            raise ValueError("--resume continues the run's own recipe (its config.json); "
-                             "give changes as flags. Received: recipe="
-                             f"{args.recipe!r}")
-        if args.config:
-            raise ValueError("--resume continues from the run's own config.json; give "
-                             "changes as flags, not --config. Received: config="
-                             f"{args.config!r}")
-        args.config = os.path.join(args.output, "config.json")
-        if not os.path.exists(args.config):
-            raise ValueError(f"Nothing to resume: {args.config} does not exist.")
-    file = read_config_file(args.config) if args.config else {}
-    overrides = cli.architecture_overrides(args)
-    if args.resume:
-        _check_resume_architecture(args, file, overrides)
-    variant = args.variant or file.get("variant")
-    if "model" in file:
-        base = ResNetConfig.from_dict(file["model"])
-        model_config = dataclasses.replace(base, **overrides)
-        variant = variant or "custom"
-    else:
-        variant, model_config = cli.resolve_architecture(variant, overrides)
-    # On resume config.json holds the run's effective recipe: the recipe flag is not reapplied.
-    train_values = {} if args.resume else get_recipe(variant, args.recipe).to_dict()
-    train_values.update(file.get("train", {}))
-    for flag, _, _ in TRAINING_FLAGS:
-        name = flag[2:].replace("-", "_")
-        if getattr(args, name) is not None:
-            train_values[name] = getattr(args, name)
-    for name in ("lookahead", "nesterov", "tta", "augment", "milestones", "fused_batch_norm"):
-        if getattr(args, name) is not None:
-            train_values[name] = getattr(args, name)
-    train_config = TrainConfig.from_dict(train_values)
-    data = dict(file.get("data", {}))
-    for name in ("dataset", "data_dir"):
-        if getattr(args, name) is not None:
-            data[name] = getattr(args, name)
-    data.setdefault("dataset", "cifar10")
-    data.setdefault("data_dir", None)
-    # Only where the data comes from is an input; the rest is recorded from the data.
-    data = {"dataset": data["dataset"], "data_dir": data["data_dir"]}
-    return variant, model_config, train_config, data
-
-
 def over_flash_budget(export_dir, flash_budget, config):
     """The message if the exported int8 model is larger than `flash_budget`, else None."""
     import json
@@ -255,14 +94,16 @@ def main(argv=None):
     import os
     import time
 
-    from keras_resnet import DEFAULT_PARAM_BUDGET, build_resnet, check_budget, cli, count_params
+    from keras_resnet import build_resnet, check_budget, cli, count_params
 
     args = build_parser().parse_args(argv)
     if args.list_variants:
         list_variants()
         return 0
-    variant, config, train_config, data_info = resolve(args)
-    param_budget = DEFAULT_PARAM_BUDGET if args.param_budget is None else args.param_budget
+    from keras_resnet.settings import resolve_settings
+
+    variant, config, train_config, data_info = resolve_settings(args)
+    param_budget = args.param_budget
     budgets = {"flash_budget": args.flash_budget, "macs_budget": args.macs_budget}
     check_budget(config, param_budget, args.allow_over_budget, **budgets)
     if args.dry_run:

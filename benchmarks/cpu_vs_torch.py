@@ -6,7 +6,7 @@
 Every measurement runs in its own subprocess, one at a time (two at once would share the
 cores), `--repeats` times inside that process, keeping the best: on a shared machine other
 work only ever slows a run down. Fused batch norm is
-`keras_resnet.bench --fused-batch-norm on|off` (keras_resnet/training/fused_batch_norm.py).
+`keras_resnet.bench --[no-]fused-batch-norm` (keras_resnet/training/fused_batch_norm.py).
 """
 
 import argparse
@@ -33,7 +33,7 @@ def run_keras(variant, bench_args, env=None, fused_bn=False, steps=10, repeats=2
     """One `keras_resnet.bench` subprocess; returns its JSON (or `{"error": ...}`)."""
     entry = [sys.executable, "-m", "keras_resnet.bench"]
     args = ["--variant", variant, "--steps", str(steps), "--repeats", str(repeats),
-            "--fused-batch-norm", "on" if fused_bn else "off", *bench_args]
+            "--fused-batch-norm" if fused_bn else "--no-fused-batch-norm", *bench_args]
     result = _last_json(entry + args, env)
     result["lever_fused_bn"] = fused_bn
     result["lever_env"] = env or {}

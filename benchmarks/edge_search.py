@@ -124,7 +124,7 @@ def write_markdown(result, path):
     lines = [f"# Edge search: beating MLPerf Tiny's ResNet-8 under {result['flash_budget']:,} "
              "bytes of flash", "",
              f"Date: {result['date']}. Machine: {result['machine']['platform']}, "
-             f"{result['machine']['cpu_count']} CPU cores shared with other jobs, TensorFlow "
+             f"{result['machine']['cores']} CPU cores shared with other jobs, TensorFlow "
              f"{result['machine']['tensorflow']}, no GPU. Command: "
              f"`{result['command']}`.", "",
              f"Every model: resnet8's recipe (MLPerf Tiny: Adam 1e-3 x0.99 per epoch, batch "
@@ -177,7 +177,7 @@ def write_markdown(result, path):
 
 
 def write_results(args, argv, data, recipe, rows, results, chosen):
-    from keras_resnet.export.exporter import machine_info
+    from keras_resnet.training.runtime import machine_info
 
     for row in rows:
         if row["name"] in results:

@@ -146,7 +146,8 @@ def main(argv=None):
     import_keras()
     from keras_resnet import run_folder
     from keras_resnet.data import load_data
-    from keras_resnet.export.exporter import export_model, machine_info
+    from keras_resnet.export.exporter import export_model
+    from keras_resnet.training.runtime import machine_info
     from keras_resnet.export.runtime import load_keras_model
 
     splits = load_data(data_dir=args.data_dir, val_split=0.1, seed=0)
@@ -169,7 +170,7 @@ def main(argv=None):
     machine = machine_info()
     result = {
         "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "machine": f"{machine['platform']}, {machine['cpu_count']} CPUs, TensorFlow "
+        "machine": f"{machine['platform']}, {machine['cores']} CPUs, TensorFlow "
                    f"{machine['tensorflow']} (shared with other jobs)",
         "command": "python " + " ".join([os.path.relpath(__file__, REPO), *sys.argv[1:]]),
         "model": f"tiny ({model.count_params():,} parameters), trained "

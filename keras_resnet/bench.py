@@ -18,7 +18,8 @@ import time
 
 import numpy as np
 
-from keras_resnet.cli import ArgumentParser
+from keras_resnet import cli
+
 
 def _positive(kind_name, minimum=1):
     def parse(text):
@@ -35,18 +36,16 @@ def _positive(kind_name, minimum=1):
 
 def build_parser():
     """Returns the argument parser of the benchmark command."""
-    from keras_resnet.training.config import JIT_MODES, PRECISIONS, RECIPE_NAMES
+    from keras_resnet.training.config import RECIPE_NAMES, TrainConfig
 
-    parser = ArgumentParser(prog="python -m keras_resnet.bench",
-                            description="Training and inference throughput of a variant.")
+    parser = cli.ArgumentParser(prog="python -m keras_resnet.bench",
+                                description="Training and inference throughput of a variant.")
     model = parser.add_argument_group("model and recipe")
     model.add_argument("--variant", required=True, help="a key of keras_resnet.VARIANTS")
     model.add_argument("--recipe", default="paper", choices=RECIPE_NAMES,
                        help="the variant's paper recipe (default) or fast")
-    model.add_argument("--precision", default="auto", choices=PRECISIONS,
-                       help="Keras dtype policy; auto as in training (the default)")
-    model.add_argument("--batch-size", type=_positive("batch_size"), default=None,
-                       help="defaults to the recipe's")
+    cli.add_config_arguments(parser.add_argument_group(
+        "training, as train.py's flags (default: the recipe's)"), TrainConfig)
     run = parser.add_argument_group("run")
     run.add_argument("--steps", type=_positive("steps"), default=20,
                      help="timed training steps (and inference batches) per repeat")
@@ -56,12 +55,6 @@ def build_parser():
                      help="timed runs; the best is reported (the machine may be shared)")
     run.add_argument("--skip-inference", action="store_true")
     compiler = parser.add_argument_group("compilation and threads")
-    compiler.add_argument("--jit", default="auto", choices=JIT_MODES,
-                          help="XLA as in training: auto (on accelerators), on or off")
-    compiler.add_argument("--fused-batch-norm", default="on", choices=("on", "off"),
-                          help="TensorFlow's fused batch-norm kernel, as training (on)")
-    compiler.add_argument("--steps-per-execution", type=_positive("steps_per_execution"),
-                          default=1)
     compiler.add_argument("--compile-cache", default="auto",
                           help="JAX's compilation cache folder, as training's: auto (the "
                                "user's cache folder) or off")
@@ -110,22 +103,20 @@ def run_benchmark(args):
 
     from keras_resnet.data.sources import DataSplits
     from keras_resnet.model import count_params, estimate_flops
-    from keras_resnet.training import get_recipe, runtime, step
+    from keras_resnet.training import TrainConfig, get_recipe, runtime, step
     from keras_resnet.variants import get_variant
 
     config = get_variant(args.variant)
     backend = keras.backend.backend()
     _configure_threads(backend, args.intra_op_threads, args.inter_op_threads)
     runtime.enable_compile_cache(args.compile_cache)
-    recipe = get_recipe(args.variant, args.recipe)
-    spe = args.steps_per_execution
+    train_config = dataclasses.replace(
+        get_recipe(args.variant, args.recipe), **cli.config_overrides(args, TrainConfig),
+        steps_per_epoch=None, val_split=0.0)
+    spe = train_config.steps_per_execution
     # Whole executions only, so every timed fit runs exactly `steps` steps.
     steps = -(-args.steps // spe) * spe
     warmup = max(2 * spe if args.warmup_steps is None else args.warmup_steps, spe)
-    train_config = dataclasses.replace(
-        recipe, batch_size=args.batch_size or recipe.batch_size, precision=args.precision,
-        jit=args.jit, steps_per_execution=spe, steps_per_epoch=None,
-        fused_batch_norm=args.fused_batch_norm == "on", val_split=0.0)
     batch = train_config.batch_size
     rng = np.random.default_rng(0)
     count = max(steps, warmup) * batch

@@ -1,12 +1,16 @@
-"""Shared command-line plumbing: one-line errors, list parsing, architecture flags.
+"""Shared command-line plumbing: one-line errors, flags made from config fields, budgets.
 
 Every command of the project (train.py, the tuner, export, bench) reports bad input as one
 line on stderr with exit code 2 and no traceback; this module is where that lives.
 """
 
 import argparse
+import dataclasses
+import functools
 import json
 import sys
+
+from keras_resnet.fields import parse_text
 
 EXIT_USAGE = 2
 
@@ -36,109 +40,68 @@ def argument_type(parse):
         except ValueError as error:
             raise argparse.ArgumentTypeError(str(error)) from None
 
-    parse_argument.__name__ = parse.__name__
+    parse_argument.__name__ = getattr(parse, "__name__", "value")
     return parse_argument
 
 
-def int_list(text):
-    """Parses `"4,4,3"` into `(4, 4, 3)` for argparse."""
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, e.g. 4,4,3. Received: {text!r}") from None
-    return values
+def add_config_arguments(group, config_class, names=None):
+    """Adds one flag per `option` field of a config dataclass, from the field's metadata.
 
+    A flag's type, help and choices are the field's (`keras_resnet.fields.option`); a bool
+    field gets `--name/--no-name`, a tuple one comma-separated items, an optional one also
+    takes `none`. A flag left out is absent from the parsed namespace, so
+    `config_overrides` tells it from one given as `none`.
 
-def float_list(text):
-    """Parses `"0.4,0.2"` into `(0.4, 0.2)` for argparse."""
-    try:
-        return tuple(float(v) for v in text.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated numbers, e.g. 0.4,0.2. Received: {text!r}") from None
+    Args:
+        group: an `argparse` parser or argument group.
+        config_class: `ResNetConfig`, `TrainConfig` or another config dataclass.
+        names: iterable of field names, or None for every `option` field. Defaults to
+            `None`.
 
+    Example:
 
-def pool_size(text):
-    """Parses a pool size: an integer, or `none`/`global` for pooling to 1x1."""
-    if text.lower() in ("none", "global"):
-        return None
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an integer or 'none'. Received: {text!r}") from None
-
-
-# Flag name -> ResNetConfig field. A flag left out keeps the variant's value.
-ARCHITECTURE_FLAGS = {
-    "blocks": "blocks", "channels": "channels", "conv_kernels": "conv_kernels",
-    "skip_kernels": "skip_kernels", "pool_size": "pool_size", "head": "head", "se": "se",
-    "se_ratio": "se_ratio", "dropout": "dropout", "block_dropout": "block_dropout",
-    "activation": "activation", "initializer": "kernel_initializer",
-}
-
-
-def add_architecture_arguments(parser):
-    """Adds the flags that override a variant's architecture."""
-    group = parser.add_argument_group("architecture (overrides the variant's fields)")
-    group.add_argument("--blocks", type=int_list, help="blocks per residual layer, e.g. 4,4,3")
-    group.add_argument("--channels", type=int_list, help="channels per layer, e.g. 64,128,256")
-    group.add_argument("--conv-kernels", type=int_list, help="block conv kernel: one or per layer")
-    group.add_argument("--skip-kernels", type=int_list, help="shortcut kernel: one or per layer")
-    group.add_argument("--pool-size", type=pool_size, default=argparse.SUPPRESS,
-                       help="average-pool kernel before the classifier; 'none' pools to 1x1")
-    group.add_argument("--head", help="avg or avg_max")
-    group.add_argument("--se", help="squeeze-and-excitation: none, stem or block")
-    group.add_argument("--se-ratio", type=int, help="SE channel reduction (default 16)")
-    group.add_argument("--dropout", type=float, help="dropout before the classifier")
-    group.add_argument("--block-dropout", type=float_list,
-                       help="dropout inside blocks: one rate or one per layer")
-    group.add_argument("--activation", help="relu, gelu, silu, ...")
-    group.add_argument("--initializer", help="he_normal, glorot_uniform, random_normal, ...")
-    group.add_argument("--param-budget", type=int, default=None,
-                       help="maximum trainable parameters (default 5,000,000)")
-    group.add_argument("--flash-budget", type=int, default=None,
-                       help="maximum bytes of the int8 model (a microcontroller's flash): "
-                            "estimated before building, checked after an int8/tflm export")
-    group.add_argument("--macs-budget", type=int, default=None,
-                       help="maximum multiply-accumulates per image")
-    group.add_argument("--allow-over-budget", action="store_true",
-                       help="build a configuration over the budget anyway")
-
-
-def architecture_overrides(args):
-    """Returns the `ResNetConfig` fields that the command line set."""
-    overrides = {}
-    for flag, field in ARCHITECTURE_FLAGS.items():
-        value = getattr(args, flag, None)
-        # None is a real pool size (pool to 1x1), so "not given" is a missing attribute.
-        if flag == "pool_size" and hasattr(args, "pool_size"):
-            overrides[field] = value
-        elif value is not None:
-            overrides[field] = value
-    return overrides
-
-
-def resolve_architecture(variant, overrides):
-    """Resolves `--variant` and the architecture flags into a name and a config.
-
-    A variant's fields are overridden by the flags. Without `--variant`, a command line
-    that gives `--blocks` or `--channels` describes a new network: it starts from the
-    plain family (`ResNetConfig` defaults: no SE, ReLU) and is called `custom`, rather
-    than silently inheriting the default variant's SE; otherwise the default is
-    `efficient`.
-
-    Returns:
-        A `(name, ResNetConfig)` tuple.
+    >>> from keras_resnet.training import TrainConfig
+    >>> parser = ArgumentParser(prog="example")
+    >>> add_config_arguments(parser, TrainConfig, ("epochs", "milestones", "lookahead"))
+    >>> args = parser.parse_args(["--epochs", "30", "--milestones", "10,20", "--no-lookahead"])
+    >>> config_overrides(args, TrainConfig)
+    {'milestones': (10, 20), 'epochs': 30, 'lookahead': False}
     """
-    from keras_resnet.config import ResNetConfig
-    from keras_resnet.variants import get_variant
+    for field in dataclasses.fields(config_class):
+        if "help" not in field.metadata or (names is not None and field.name not in names):
+            continue
+        flag = "--" + (field.metadata["flag"] or field.name).replace("_", "-")
+        choices = field.metadata["choices"]
+        # Choices are the config's to check, so a wrong one fails as every bad value does:
+        # one line ending in "Received: name=value".
+        common = {"dest": field.name, "default": argparse.SUPPRESS,
+                  "help": field.metadata["help"] + (f": {', '.join(choices)}" if choices else "")}
+        if field.type is bool:
+            group.add_argument(flag, action=argparse.BooleanOptionalAction, **common)
+        else:
+            group.add_argument(flag, type=argument_type(functools.partial(parse_text, field)),
+                               metavar=(field.metadata["flag"] or field.name).upper(), **common)
 
-    if variant is None and ("blocks" in overrides or "channels" in overrides):
-        return "custom", ResNetConfig(**overrides)
-    variant = variant or "efficient"
-    return variant, get_variant(variant, **overrides)
+
+def config_overrides(args, config_class):
+    """Returns the fields of `config_class` that the command line set, in field order."""
+    return {field.name: getattr(args, field.name) for field in dataclasses.fields(config_class)
+            if hasattr(args, field.name)}
+
+
+def add_budget_arguments(group, verb="refused"):
+    """Adds the budget flags: parameters, int8 bytes (flash), multiply-accumulates."""
+    from keras_resnet.config import DEFAULT_PARAM_BUDGET
+
+    group.add_argument("--param-budget", type=int, default=DEFAULT_PARAM_BUDGET,
+                       help=f"most trainable parameters; a larger network is {verb} before "
+                            f"anything is built (default {DEFAULT_PARAM_BUDGET:,})")
+    group.add_argument("--flash-budget", type=int, default=None,
+                       help="most bytes of the int8 model (a microcontroller's flash): "
+                            f"estimated before building ({verb} above it), checked after an "
+                            "int8/tflm export")
+    group.add_argument("--macs-budget", type=int, default=None,
+                       help="most multiply-accumulates per image")
 
 
 def add_read_limit_arguments(parser):

@@ -9,7 +9,7 @@ import dataclasses
 import json
 import math
 
-from keras_resnet.fields import check_fields, check_value
+from keras_resnet.fields import check_fields, check_value, from_mapping, option
 
 SE_PLACEMENTS = ("none", "stem", "block")
 HEADS = ("avg", "avg_max")
@@ -94,18 +94,22 @@ class ResNetConfig:
     (3, (3, 3, 3))
     """
 
-    blocks: tuple = (2, 2, 2, 2)
-    channels: tuple = (64, 128, 256, 512)
-    conv_kernels: tuple = 3
-    skip_kernels: tuple = 1
-    pool_size: int | None = None
-    head: str = "avg"
-    se: str = "none"
-    se_ratio: int = 16
-    dropout: float = 0.0
-    block_dropout: tuple = 0.0
-    activation: str = "relu"
-    kernel_initializer: str = "he_normal"
+    blocks: tuple = option((2, 2, 2, 2), "blocks per residual layer, e.g. 4,4,3", item=int)
+    channels: tuple = option((64, 128, 256, 512), "channels per layer, e.g. 64,128,256",
+                             item=int)
+    conv_kernels: tuple = option(3, "block conv kernel: one or one per layer", item=int)
+    skip_kernels: tuple = option(1, "shortcut kernel: one or one per layer", item=int)
+    pool_size: int | None = option(None, "average-pool kernel before the classifier; none "
+                                   "pools to 1x1")
+    head: str = option("avg", "classifier pooling", choices=HEADS)
+    se: str = option("none", "squeeze-and-excitation placement", choices=SE_PLACEMENTS)
+    se_ratio: int = option(16, "SE channel reduction, a divisor (16; Keras' 0.25 is 4)")
+    dropout: float = option(0.0, "dropout before the classifier")
+    block_dropout: tuple = option(0.0, "dropout inside blocks: one rate or one per layer",
+                                  item=float)
+    activation: str = option("relu", "activation", choices=ACTIVATIONS)
+    kernel_initializer: str = option("he_normal", "initializer", choices=INITIALIZERS,
+                                     flag="initializer")
     num_classes: int = 10
     input_shape: tuple = (32, 32, 3)
     mean: tuple = CIFAR10_MEAN
@@ -166,14 +170,6 @@ class ResNetConfig:
                     f"map is {self.final_size[0]}x{self.final_size[1]}). "
                     f"Received: pool_size={self.pool_size!r}"
                 )
-        for name, allowed in (("head", HEADS), ("se", SE_PLACEMENTS),
-                              ("activation", ACTIVATIONS),
-                              ("kernel_initializer", INITIALIZERS)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"`{name}` must be one of {', '.join(allowed)}. "
-                    f"Received: {name}={getattr(self, name)!r}"
-                )
         if not isinstance(self.se_ratio, int) or self.se_ratio < 1:
             raise ValueError(
                 f"`se_ratio` must be a positive integer. Received: se_ratio={self.se_ratio!r}"
@@ -198,7 +194,7 @@ class ResNetConfig:
     def final_size(self):
         """Height and width of the last residual layer's feature map."""
         return tuple(
-            _downsampled(d, self.num_layers - 1) for d in self.input_shape[:2]
+            downsampled(d, self.num_layers - 1) for d in self.input_shape[:2]
         )
 
     def to_dict(self):
@@ -212,31 +208,22 @@ class ResNetConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Builds a config from `to_dict()` output, refusing unknown keys.
-
-        Raises:
-            ValueError: if `values` is not a dict, has a key that is not a config field,
-                or a value of the wrong type.
-        """
-        if not isinstance(values, dict):
-            raise ValueError("An architecture must be a mapping of field names to values. "
-                             f"Received: {type(values).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(key) for key in set(values) - fields)
-        if unknown:
-            raise ValueError(
-                f"Unknown architecture field(s) {', '.join(unknown)}; expected some of "
-                f"{', '.join(sorted(fields))}. Received: {unknown}"
-            )
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+        """Builds a config from `to_dict()` output, refusing unknown keys (see `from_mapping`)."""
+        return from_mapping(cls, values, "architecture")
 
 
 def _as_tuple(value):
     return tuple(value) if isinstance(value, (list, tuple)) else (value,)
 
 
-def _downsampled(size, times):
-    # A stride-2 "same" convolution maps n to ceil(n / 2).
+def downsampled(size, times):
+    """The side of a feature map after `times` stride-2 "same" convolutions: ceil(n / 2) each.
+
+    Example:
+
+    >>> downsampled(32, 3), downsampled(28, 3)
+    (4, 4)
+    """
     for _ in range(times):
         size = math.ceil(size / 2)
     return size

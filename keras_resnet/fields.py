@@ -1,13 +1,98 @@
-"""Type checks of config fields, so a value of the wrong type fails in one line naming its field.
+"""Config fields: their type checks, and the metadata that makes each one a command-line flag.
 
 Configs come from YAML and JSON files as much as from code, and YAML 1.1 reads `1e-3` as
 the string `"1e-3"`: numbers written as strings are read as numbers; anything else of the
 wrong type (`epochs: 1.5`, `lookahead: "yes"`, `blocks: [1, "x"]`) is refused.
+
+A field declared with `option` carries its help text, its choices and, for a tuple, the
+type of its items; `keras_resnet.cli.add_config_arguments` turns those into flags, so a
+field is documented and checked in one place and every command offers it the same way.
 """
 
+import dataclasses
 import math
 import numbers
 import types
+
+
+def option(default, help, *, choices=None, item=None, flag=None):
+    """A dataclass field that is also a command-line flag.
+
+    Args:
+        default: the field's default.
+        help: str. One line for `--help`.
+        choices: tuple or None. The allowed values, checked by `check_fields` and by the
+            flag. Defaults to `None`.
+        item: type or None. For a tuple field, the type of its comma-separated items on
+            the command line. Defaults to `None` (`str`).
+        flag: str or None. The flag's name when it is not the field's (without `--`).
+            Defaults to `None`.
+
+    Returns:
+        A `dataclasses.Field`.
+    """
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": choices, "item": item, "flag": flag})
+
+
+def field_kind(field):
+    """Returns `(kind, optional)`: the field's plain type and whether it may be None."""
+    kind, optional = field.type, False
+    if isinstance(kind, types.UnionType):
+        members = [k for k in kind.__args__ if k is not type(None)]
+        optional = len(members) < len(kind.__args__)
+        kind = members[0] if len(members) == 1 else None
+    return kind, optional
+
+
+def parse_text(field, text):
+    """Converts a flag's text to the value of `field`: a number, a string, a tuple, None.
+
+    Raises:
+        ValueError: naming the field, if `text` is not of its type.
+
+    Example:
+
+    >>> import dataclasses
+    >>> @dataclasses.dataclass
+    ... class Example:
+    ...     milestones: tuple = option((), "epochs", item=int)
+    ...     pool_size: int | None = option(None, "kernel")
+    >>> milestones, pool_size = dataclasses.fields(Example)
+    >>> parse_text(milestones, "60,120"), parse_text(pool_size, "none")
+    ((60, 120), None)
+    >>> parse_text(pool_size, "2.5")
+    Traceback (most recent call last):
+    ...
+    ValueError: `pool_size` must be an integer or none. Received: pool_size='2.5'
+    """
+    kind, optional = field_kind(field)
+    if optional and text.strip().lower() == "none":
+        return None
+    if kind is tuple:
+        item = field.metadata.get("item") or str
+        try:
+            return tuple(_from_text(field.name, part, item) for part in text.split(",")
+                         if part.strip())
+        except ValueError:
+            raise ValueError(f"`{field.name}` must be {_describe(item)} or a comma-separated "
+                             f"list of them. Received: {field.name}={text!r}") from None
+    try:
+        return _from_text(field.name, text, kind)
+    except ValueError:
+        if not optional:
+            raise
+        raise ValueError(f"`{field.name}` must be {_describe(kind)} or none. "
+                         f"Received: {field.name}={text!r}") from None
+
+
+def _from_text(name, text, kind):
+    if kind is str:
+        return text.strip()
+    try:
+        return kind(text)
+    except ValueError:
+        raise ValueError(f"`{name}` must be {_describe(kind)}. Received: {name}={text!r}") from None
 
 
 def _describe(kind):
@@ -57,26 +142,23 @@ def check_value(name, value, kind):
 def check_fields(config):
     """Checks and converts every field of a dataclass by its annotation, in place.
 
-    Handles `int`, `float`, `bool`, `str` and their `| None` forms; other annotations
-    (tuples, checked by the config itself) are left alone.
+    Handles `int`, `float`, `bool`, `str` and their `| None` forms, and the `choices` of an
+    `option`; other annotations (tuples, checked by the config itself) are left alone.
 
     Raises:
-        ValueError: naming the first field of the wrong type.
+        ValueError: naming the first field of the wrong type or outside its choices.
     """
-    import dataclasses
-
     for field in dataclasses.fields(config):
-        kind, optional = field.type, False
-        if isinstance(kind, types.UnionType):
-            members = [k for k in kind.__args__ if k is not type(None)]
-            optional = len(members) < len(kind.__args__)
-            kind = members[0] if len(members) == 1 else None
-        if kind not in (int, float, bool, str):
-            continue
+        kind, optional = field_kind(field)
         value = getattr(config, field.name)
-        if value is None and optional:
+        if kind not in (int, float, bool, str) or (value is None and optional):
             continue
-        object.__setattr__(config, field.name, check_value(field.name, value, kind))
+        value = check_value(field.name, value, kind)
+        choices = field.metadata.get("choices")
+        if choices and value not in choices:
+            raise ValueError(f"`{field.name}` must be one of {', '.join(map(str, choices))}. "
+                             f"Received: {field.name}={value!r}")
+        object.__setattr__(config, field.name, value)
 
 
 def check_sequence(name, value, kind):
@@ -96,3 +178,29 @@ def check_sequence(name, value, kind):
     except ValueError:
         raise ValueError(f"`{name}` must be {_describe(kind)} or a list of them. "
                          f"Received: {name}={value!r}") from None
+
+
+def from_mapping(config_class, values, what):
+    """Builds `config_class` from a dict (`to_dict()` output, a config file's section).
+
+    Lists become tuples; unknown keys are refused rather than silently ignored.
+
+    Args:
+        config_class: a config dataclass.
+        values: dict of field names to values.
+        what: str. What the config describes, for messages (e.g. `"training"`).
+
+    Raises:
+        ValueError: if `values` is not a dict, has a key that is not a field, or a value
+            of the wrong type.
+    """
+    if not isinstance(values, dict):
+        raise ValueError(f"A {what} configuration must be a mapping of field names to "
+                         f"values. Received: {type(values).__name__}")
+    names = {field.name for field in dataclasses.fields(config_class)}
+    unknown = sorted(str(key) for key in set(values) - names)
+    if unknown:
+        raise ValueError(f"Unknown {what} field(s) {', '.join(unknown)}; expected some of "
+                         f"{', '.join(sorted(names))}. Received: {unknown}")
+    return config_class(**{key: tuple(value) if isinstance(value, list) else value
+                           for key, value in values.items()})

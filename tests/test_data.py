@@ -191,13 +191,13 @@ def test_load_data_split_is_stratified_and_deterministic(cifar_python):
 
 
 def _fake_tfds(monkeypatch, load, online=True):
-    from keras_resnet.data import sources
+    from keras_resnet.data import download
 
     info = types.SimpleNamespace(features={"label": types.SimpleNamespace(names=["a", "b"])})
     module = types.SimpleNamespace(
         load=lambda *args, **kwargs: load(info), as_numpy=lambda split: split)
     monkeypatch.setitem(sys.modules, "tensorflow_datasets", module)
-    monkeypatch.setattr(sources, "_reachable", lambda address, timeout=None: online)
+    monkeypatch.setattr(download, "reachable", lambda address, timeout=None: online)
     monkeypatch.setenv("TFDS_DATA_DIR", "/nonexistent/tfds")
 
 
@@ -238,17 +238,17 @@ def test_reachable_answers_within_its_timeout():
     import socket
     import time
 
-    from keras_resnet.data import sources
+    from keras_resnet.data import download
 
     # A listening socket that never accepts still completes the handshake: reachable.
     server = socket.socket()
     server.bind(("127.0.0.1", 0))
     server.listen(1)
-    assert sources._reachable(server.getsockname(), timeout=1.0)
+    assert download.reachable(server.getsockname(), timeout=1.0)
     port = server.getsockname()[1]
     server.close()
     started = time.perf_counter()
-    assert not sources._reachable(("127.0.0.1", port), timeout=1.0)  # refused
+    assert not download.reachable(("127.0.0.1", port), timeout=1.0)  # refused
     assert time.perf_counter() - started < 1.5
 
 

@@ -16,6 +16,7 @@ import pytest
 from PIL import Image
 
 from keras_resnet import build_resnet, get_variant, predict
+from keras_resnet.model import float32_model
 from keras_resnet.export import convert, exporter, runtime
 from keras_resnet.export.exporter import export_model
 
@@ -170,7 +171,7 @@ def test_mixed_precision_model_exports_in_float32(trained, data, tmp_path):
     report = export_model(loaded, tmp_path / "export", "saved_model,tflite",
                           test_images=data["x_test"], test_labels=data["y_test"],
                           latency_runs=0)
-    assert {layer.dtype_policy.name for layer in convert.float32_model(loaded).layers} == {
+    assert {layer.dtype_policy.name for layer in float32_model(loaded).layers} == {
         "float32"}
     # The reference row is the float32 copy, so float32 TFLite matches it exactly...
     assert report["formats"]["tflite"]["max_abs_diff"] < 1e-4

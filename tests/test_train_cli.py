@@ -1,5 +1,6 @@
 """train.py's model-family flags: --dry-run, --list-variants and one-line errors."""
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -7,12 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from keras_resnet import bench, cli
 from keras_resnet.cli import run_main
+from keras_resnet.config import ResNetConfig
+from keras_resnet.training import TrainConfig
 from keras_resnet.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 import train  # noqa: E402
+from tuner import __main__ as tuner_main  # noqa: E402
+from tuner.dimensions import DIMENSIONS  # noqa: E402
 
 
 def dry_run(capsys, *argv):
@@ -76,5 +82,51 @@ def test_command_line_error_has_no_traceback():
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "train.py: error: argument --blocks: expected comma-separated integers, e.g. 4,4,3. "
-        "Received: '2,x'"]
+        "train.py: error: argument --blocks: `blocks` must be an integer or a comma-separated "
+        "list of them. Received: blocks='2,x'"]
+
+
+def _flag_words(field, value):
+    flag = "--" + (field.metadata["flag"] or field.name).replace("_", "-")
+    if isinstance(value, bool):
+        return [flag if value else flag.replace("--", "--no-", 1)]
+    text = "none" if value is None else (
+        ",".join(map(str, value)) if isinstance(value, tuple) else str(value))
+    return [flag, text]
+
+
+@pytest.mark.parametrize("config", [VARIANTS["efficient"].config, VARIANTS["deep"].config,
+                                    VARIANTS["efficient"].recipe, TrainConfig()],
+                         ids=["efficient", "deep", "efficient-recipe", "train-defaults"])
+def test_every_config_field_is_a_flag_that_gives_its_value_back(config):
+    fields = [f for f in dataclasses.fields(config) if "help" in f.metadata]
+    argv = [word for f in fields for word in _flag_words(f, getattr(config, f.name))]
+    overrides = cli.config_overrides(train.build_parser().parse_args(argv), type(config))
+    assert set(overrides) == {f.name for f in fields}
+    assert dataclasses.replace(type(config)(), **overrides) == dataclasses.replace(
+        config, **{f.name: getattr(type(config)(), f.name) for f in dataclasses.fields(config)
+                   if "help" not in f.metadata})
+
+
+def test_train_tuner_and_bench_take_the_same_training_flags():
+    names = {f.name for f in dataclasses.fields(TrainConfig)}
+    train_flags = cli.config_overrides(train.build_parser().parse_args(
+        [w for f in dataclasses.fields(TrainConfig) for w in _flag_words(
+            f, getattr(TrainConfig(), f.name))]), TrainConfig)
+    assert set(train_flags) == names
+    argv = ["--precision", "float32", "--jit", "off", "--clip-norm", "1.0", "--nesterov"]
+    expected = {"precision": "float32", "jit": "off", "clip_norm": 1.0, "nesterov": True}
+    assert cli.config_overrides(
+        bench.build_parser().parse_args(["--variant", "tiny", *argv]), TrainConfig) == expected
+    tuner_flags = cli.config_overrides(tuner_main.build_parser().parse_args(argv), TrainConfig)
+    assert {k: v for k, v in tuner_flags.items() if k in expected} == expected
+    # The tuner's search dimensions keep their range flags; the rest are train.py's.
+    assert {f.option_strings[0] for f in tuner_main.build_parser()._actions
+            if f.dest in names} >= {f"--{n.replace('_', '-')}" for n in names - set(DIMENSIONS)}
+
+
+def test_a_bad_choice_fails_as_the_config_says(capsys):
+    assert run_main(train.main, ["--dry-run", "--optimizer", "sgdd"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "error: `optimizer` must be one of sgd, adam, adamw, rmsprop, adagrad, adadelta. "
+        "Received: optimizer='sgdd'")

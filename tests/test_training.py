@@ -164,6 +164,17 @@ def test_fit_writes_a_complete_run_folder(splits, tmp_path):
     assert config["variant"] == "tiny" and config["train"]["epochs"] == 3
 
 
+def test_mixed_precision_run_saves_a_float32_model_with_the_trained_weights(splits, tmp_path):
+    run_dir = str(tmp_path / "run")
+    metrics = fit(small_config(splits), quick(epochs=1, precision="mixed_bfloat16"), splits,
+                  run_dir, verbose=0)
+    model = keras.saving.load_model(os.path.join(run_dir, "model.keras"))
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}
+    assert model.name == "custom"
+    predicted = model.predict(splits.x_test.astype("float32"), verbose=0).argmax(axis=1)
+    assert np.mean(predicted == splits.y_test) == pytest.approx(metrics["test_accuracy"])
+
+
 def test_existing_run_is_not_overwritten(splits, tmp_path):
     run_dir = str(tmp_path / "run")
     fit(small_config(splits), quick(epochs=1), splits, run_dir, verbose=0)

@@ -27,7 +27,8 @@ from keras_resnet.variants import get_variant  # noqa: E402
 from tuner import hypermodel as hm  # noqa: E402
 from tuner import results, studies  # noqa: E402
 from tuner.__main__ import main  # noqa: E402
-from tuner.space import DEFAULT_TUNED, DIMENSIONS, SearchSpace, parse_range  # noqa: E402
+from tuner.dimensions import DEFAULT_TUNED, DIMENSIONS, parse_range  # noqa: E402
+from tuner.space import SearchSpace  # noqa: E402
 
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
 # Tiny networks and steps, so that a trial is mostly Keras's tracing of the train step.
@@ -69,8 +70,8 @@ def tiny_space(budget, ranges=None):
                        ranges or {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}, budget)
 
 
-@pytest.mark.parametrize("module", ["tuner.space", "tuner.results", "tuner.studies",
-                                    "tuner.final"])
+@pytest.mark.parametrize("module", ["tuner.space", "tuner.dimensions", "tuner.results",
+                                    "tuner.studies", "tuner.final"])
 def test_docstring_examples_run(module):
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0

@@ -10,12 +10,14 @@ import sys
 import time
 
 # Nothing that imports Keras at module level: `__main__` quiets TensorFlow's start-up first.
-DEFAULT_BUDGET = 5_000_000
 
 
 def build_parser():
+    import dataclasses
+
     from keras_resnet import cli
-    from tuner.space import DEFAULT_TUNED, DIMENSIONS
+    from keras_resnet.training import TrainConfig
+    from tuner.dimensions import DEFAULT_TUNED, DIMENSIONS
 
     parser = cli.ArgumentParser(
         prog="python -m tuner",
@@ -27,20 +29,9 @@ def build_parser():
     search.add_argument("--variant", help="base architecture and recipe (default efficient; "
                                           "a study's default is its paper's variant)")
     search.add_argument("--max-trials", type=int, default=10, help="trials (default 10)")
-    search.add_argument("--epochs", type=int, default=3,
-                        help="epochs per trial (Hyperband: the most per trial); default 3")
-    search.add_argument("--steps-per-epoch", type=int, help="limit each epoch to N steps")
     search.add_argument("--executions-per-trial", type=int, default=1,
                         help="trainings averaged per trial (default 1)")
-    search.add_argument("--param-budget", type=int, default=DEFAULT_BUDGET,
-                        help="most trainable parameters; larger draws are rejected before "
-                             "anything is built (default 5,000,000)")
-    search.add_argument("--flash-budget", type=int, default=None,
-                        help="most bytes of the int8 model (a microcontroller's flash), "
-                             "estimated before building; larger draws are rejected")
-    search.add_argument("--macs-budget", type=int, default=None,
-                        help="most multiply-accumulates per image; larger draws are rejected")
-    search.add_argument("--seed", type=int, default=0, help="seed of the oracle and training")
+    cli.add_budget_arguments(search, verb="rejected")
     search.add_argument("--final-seeds", type=int, default=0,
                         help="retrain the --final-top best trials with N fresh seeds each and "
                              "rank them by the mean, so a lucky draw does not win (default 0: "
@@ -59,10 +50,15 @@ def build_parser():
         shown = default.get("values") or f"{default['min']}:{default['max']}"
         space.add_argument(f"--{name.replace('_', '-')}", dest=f"dim_{name}",
                            help=f"{text} (default {shown})")
+    training = parser.add_argument_group(
+        "training of every trial: the base recipe's, but for what the space tunes; --epochs "
+        "per trial (Hyperband: the most) defaults to 3, --seed (also the oracle's) to 0")
+    cli.add_config_arguments(training, TrainConfig, [
+        field.name for field in dataclasses.fields(TrainConfig) if field.name not in DIMENSIONS])
+    parser.set_defaults(epochs=3, seed=0, val_split=0.1, steps_per_epoch=None)
     data = parser.add_argument_group("data (selection uses the validation split, never test)")
     data.add_argument("--dataset", default="cifar10", help="tensorflow-datasets name")
     data.add_argument("--data-dir", help="local copy: CIFAR-10 archive or image folder")
-    data.add_argument("--val-split", type=float, default=0.1, help="held-out fraction (0.1)")
     cli.add_read_limit_arguments(parser)
     run = parser.add_argument_group("run")
     run.add_argument("--output", help="search folder (default saved_models/tuner-<time>); "
@@ -74,45 +70,8 @@ def build_parser():
     return parser
 
 
-def _dimension_list(text, flag):
-    from tuner.space import DIMENSIONS
-
-    if text is None:
-        return []
-    names = list(DIMENSIONS) if text == "all" else [n.strip() for n in text.split(",") if n]
-    unknown = [n for n in names if n not in DIMENSIONS]
-    if unknown:
-        raise ValueError(f"{flag} names unknown dimension(s); expected some of "
-                         f"{', '.join(DIMENSIONS)}. Received: {','.join(unknown)}")
-    return names
-
-
-def resolve_ranges(args, study=None):
-    """Resolves --space, --tune, --freeze and the dimension flags into ranges."""
-    from tuner.space import DEFAULT_TUNED, DIMENSIONS, parse_range, read_space_file
-
-    if study is not None:
-        ranges = study.ranges()
-    elif args.space:
-        ranges = {name: spec or DIMENSIONS[name][1]
-                  for name, spec in read_space_file(args.space).items()}
-    else:
-        ranges = {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}
-    for name in _dimension_list(args.tune, "--tune"):
-        ranges.setdefault(name, DIMENSIONS[name][1])
-    for name in DIMENSIONS:
-        flag = getattr(args, f"dim_{name}")
-        if flag is not None:
-            ranges[name] = parse_range(name, flag)
-    for name in _dimension_list(args.freeze, "--freeze"):
-        ranges.pop(name, None)
-    if "channels" in ranges and "base_channels" in ranges and args.dim_base_channels is None:
-        ranges.pop("base_channels")  # choosing free channels replaces the doubling
-    return ranges
-
-
 def _checked_positive(args):
-    for name in ("max_trials", "epochs", "executions_per_trial", "param_budget"):
+    for name in ("max_trials", "executions_per_trial", "param_budget"):
         if getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. "
                              f"Received: {name}={getattr(args, name)}")
@@ -125,9 +84,6 @@ def _checked_positive(args):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. "
                              f"Received: {name}={getattr(args, name)}")
-    if args.steps_per_epoch is not None and args.steps_per_epoch < 1:
-        raise ValueError(f"--steps-per-epoch must be positive. "
-                         f"Received: steps_per_epoch={args.steps_per_epoch}")
 
 
 def _role():
@@ -141,7 +97,8 @@ def _role():
 def _make_space(args, variant, ranges, data=None):
     import dataclasses
 
-    from keras_resnet.training import get_recipe
+    from keras_resnet import cli
+    from keras_resnet.training import TrainConfig, get_recipe
     from keras_resnet.variants import get_variant
     from tuner.space import SearchSpace
 
@@ -149,9 +106,8 @@ def _make_space(args, variant, ranges, data=None):
     if data is not None and (args.data_dir is not None or args.dataset != "cifar10"):
         base = dataclasses.replace(base, num_classes=data.num_classes, mean=data.mean,
                                    std=data.std)
-    recipe = dataclasses.replace(get_recipe(variant), epochs=args.epochs,
-                                 steps_per_epoch=args.steps_per_epoch, val_split=args.val_split,
-                                 seed=args.seed)
+    recipe = dataclasses.replace(get_recipe(variant),
+                                 **cli.config_overrides(args, TrainConfig))
     space = SearchSpace(base, recipe, ranges, args.param_budget, args.flash_budget,
                         args.macs_budget)
     space.check_feasible(seed=args.seed)
@@ -204,6 +160,7 @@ def main(argv=None):
     from keras_resnet import cli
     from tuner import hypermodel as hm
     from tuner import results, studies
+    from tuner.dimensions import resolve_ranges
 
     args = build_parser().parse_args(argv)
     _checked_positive(args)

@@ -14,7 +14,7 @@ import zlib
 import numpy as np
 
 from keras_resnet.config import CIFAR10_MEAN, CIFAR10_STD
-from keras_resnet.data import cifar, images
+from keras_resnet.data import cifar, download, images
 from keras_resnet.limits import MB, ReadLimits  # noqa: F401 - part of this module's API
 
 ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar", ".tar.bz2", ".tar.xz")
@@ -127,67 +127,6 @@ def channel_stats(x):
     std = np.sqrt(np.maximum(squares / count - np.square(mean), 0.0))
     return (tuple(round(float(m) / 255.0, 4) for m in mean),
             tuple(round(max(float(s), 1.0) / 255.0, 4) for s in std))
-
-
-# Where tensorflow-datasets downloads from; one TCP connection tells offline from online in
-# seconds, where tfds itself retries for minutes before failing.
-_TFDS_HOST = ("storage.googleapis.com", 443)
-_NETWORK_TIMEOUT = 3.0
-
-
-def _reachable(address, timeout=_NETWORK_TIMEOUT):
-    import socket
-
-    try:
-        socket.create_connection(address, timeout=timeout).close()
-    except OSError:
-        return False
-    return True
-
-
-def _tfds_data_dir():
-    return os.environ.get("TFDS_DATA_DIR") or os.path.join(
-        os.path.expanduser("~"), "tensorflow_datasets")
-
-
-def _tfds_prepared(dataset):
-    # tfds keeps DATA_DIR/<name>/<version>/dataset_info.json once a data set is prepared.
-    folder = os.path.join(_tfds_data_dir(), dataset.split(":")[0].split("/")[0])
-    if not os.path.isdir(folder):
-        return False
-    return any(os.path.isfile(os.path.join(root, "dataset_info.json"))
-               for root, _, _ in os.walk(folder))
-
-
-def _load_tfds(dataset):
-    hint = f"pass --data-dir pointing to a local copy ({LOCAL_COPIES})"
-    # Before importing tfds (seconds) and before its download retries (minutes).
-    if not _tfds_prepared(dataset) and not _reachable(_TFDS_HOST):
-        host, port = _TFDS_HOST
-        raise ValueError(
-            f"Cannot download tfds:{dataset}: no network ({host}:{port} did not answer within "
-            f"{_NETWORK_TIMEOUT:g} s) and no prepared copy in {_tfds_data_dir()}; {hint}. "
-            f"Received: dataset={dataset!r}")
-    try:
-        import tensorflow_datasets as tfds
-    except ImportError:
-        raise ValueError(
-            f"tensorflow-datasets is not installed, so tfds:{dataset} cannot be loaded; "
-            f"{hint}. Received: dataset={dataset!r}"
-        ) from None
-    try:
-        (train, test), info = tfds.load(dataset, split=["train", "test"], as_supervised=True,
-                                        batch_size=-1, with_info=True)
-        (x_train, y_train), (x_test, y_test) = tfds.as_numpy(train), tfds.as_numpy(test)
-        class_names = tuple(info.features["label"].names)
-    except Exception as error:  # offline, the download can fail in many ways
-        reason = (str(error).splitlines() or [""])[0][:160]
-        raise ValueError(
-            f"Cannot load tfds:{dataset} ({type(error).__name__}: {reason}); offline? "
-            f"{hint}. Received: dataset={dataset!r}"
-        ) from None
-    return (np.asarray(x_train, np.uint8), np.asarray(y_train, np.int32),
-            np.asarray(x_test, np.uint8), np.asarray(y_test, np.int32), class_names)
 
 
 def _read_tar(path, limits):
@@ -341,7 +280,8 @@ def load_data(dataset="cifar10", data_dir=None, image_size=(32, 32), val_split=0
     if channels not in (1, 3):
         raise ValueError(f"`channels` must be 1 or 3. Received: channels={channels!r}")
     if data_dir is None:
-        x_train, y_train, x_test, y_test, class_names = _load_tfds(dataset)
+        x_train, y_train, x_test, y_test, class_names = download.load_tfds(
+            dataset, hint=f"pass --data-dir pointing to a local copy ({LOCAL_COPIES})")
         source, kind, val = f"tfds:{dataset}", "tfds", None
     else:
         source, kind, loaded = _load_path(data_dir, size, channels, limits or ReadLimits())

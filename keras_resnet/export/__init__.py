@@ -13,7 +13,7 @@ import importlib
 _EXPORTS = {
     "FORMATS": "keras_resnet.export.convert",
     "check_formats": "keras_resnet.export.convert",
-    "float32_model": "keras_resnet.export.convert",
+    "float32_model": "keras_resnet.model",
     "export_model": "keras_resnet.export.exporter",
     "report_markdown": "keras_resnet.export.exporter",
     "check_model_path": "keras_resnet.export.runtime",

@@ -63,36 +63,6 @@ def check_formats(formats):
     return formats
 
 
-def float32_model(model):
-    """Returns `model` itself if it computes in float32, else a float32 copy of it.
-
-    A model trained under `mixed_float16` or `mixed_bfloat16` keeps float32 variables but
-    computes in half precision; exporting it as is would bake casts into every format and
-    stop TFLite's float path from matching the reference. Cloning each layer with
-    `dtype="float32"` and copying the (already float32) weights gives the same function
-    in full precision.
-
-    Args:
-        model: a Functional `keras.Model`.
-
-    Returns:
-        A `keras.Model` whose every layer has the `float32` dtype policy.
-    """
-    import keras
-
-    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
-        return model
-
-    def clone_layer(layer):
-        config = layer.get_config()
-        config["dtype"] = "float32"
-        return layer.__class__.from_config(config)
-
-    clone = keras.models.clone_model(model, clone_function=clone_layer)
-    clone.set_weights(model.get_weights())
-    return clone
-
-
 def without_optimizer(model):
     """Returns `model`, or an uncompiled copy of it if it holds an optimizer.
 

@@ -9,7 +9,6 @@ a user's own files in the folder are left alone.
 import datetime
 import json
 import os
-import platform
 import shutil
 import tempfile
 
@@ -39,15 +38,6 @@ def _calibration_sample(images, samples, seed):
         return np.asarray(images)
     index = np.random.default_rng(seed).choice(len(images), samples, replace=False)
     return np.asarray(images)[np.sort(index)]
-
-
-def machine_info():
-    """Platform, CPU count and versions: what a latency number needs beside it."""
-    import tensorflow as tf
-
-    return {"platform": platform.platform(), "processor": platform.processor() or None,
-            "cpu_count": os.cpu_count(), "python": platform.python_version(),
-            "tensorflow": tf.__version__}
 
 
 def _predictors(model, formats, folder, entries, num_threads):
@@ -141,7 +131,7 @@ def report_markdown(report):
     macs = report.get("macs_per_image")
     lines = ["| format | file | bytes | vs float32 tflite | flash bytes | arena bytes | "
              "MACs/image | accuracy | agreement | max abs prob diff | latency ms, 1 thread "
-             f"(mean / p50 / p99) | latency ms, {report['machine']['cpu_count']} threads "
+             f"(mean / p50 / p99) | latency ms, {report['machine']['cores']} threads "
              "(mean / p50 / p99) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -196,7 +186,7 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
     The float32 Keras model is the reference: each format is scored on the same test
     images for accuracy, agreement with its predictions and largest probability
     difference, file size, and single-image CPU latency. A model trained under a mixed
-    precision policy is exported in float32 (see `convert.float32_model`).
+    precision policy is exported in float32 (see `keras_resnet.model.float32_model`).
 
     `tflm` (TensorFlow Lite Micro, needs the `tflm` extra) implies `tflite-int8`: that
     model is run under TFLM's interpreter on every test image, in the tensor arena found
@@ -259,7 +249,10 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
     if not isinstance(calibration_samples, int) or calibration_samples < 1:
         raise ValueError("`calibration_samples` must be a positive integer. "
                          f"Received: calibration_samples={calibration_samples!r}")
-    model = convert.float32_model(model)
+    from keras_resnet.model import float32_model
+    from keras_resnet.training.runtime import machine_info
+
+    model = float32_model(model)
     if calibration_images is not None:
         calibration_images = _calibration_sample(calibration_images, calibration_samples, seed)
     output_dir = os.path.abspath(output_dir)

@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from keras_resnet.fields import check_fields, check_sequence
+from keras_resnet.fields import check_fields, check_sequence, from_mapping, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("constant", "cosine", "cosine_restarts", "step", "multistep", "exponential",
@@ -69,55 +69,55 @@ class TrainConfig:
     'adam'
     """
 
-    optimizer: str = "sgd"
-    learning_rate: float = 0.1
-    momentum: float = 0.9
-    nesterov: bool = False
-    weight_decay: float = 0.0
-    weight_decay_mode: str = "l2"
-    schedule: str = "cosine"
-    warmup_epochs: float = 0.0
-    decay_epochs: int = 20
-    decay_rate: float = 0.1
-    milestones: tuple = ()
-    restart_epochs: int = 10
-    plateau_patience: int = 2
-    min_learning_rate: float = 0.0
-    epochs: int = 200
-    batch_size: int = 128
-    clip_value: float | None = None
-    clip_norm: float | None = None
-    global_clip_norm: float | None = None
-    label_smoothing: float = 0.0
-    lookahead: bool = False
-    lookahead_k: int = 5
-    lookahead_alpha: float = 0.5
-    augment: tuple = ("crop", "flip")
-    augment_on: str = "auto"
-    val_split: float = 0.1
-    seed: int = 0
-    precision: str = "auto"
-    jit: str = "auto"
-    strategy: str = "auto"
-    steps_per_epoch: int | None = None
-    steps_per_execution: int = 1
-    tta: bool = False
-    fused_batch_norm: bool = True
+    optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
+    learning_rate: float = option(0.1, "peak learning rate")
+    momentum: float = option(0.9, "SGD/RMSprop momentum")
+    nesterov: bool = option(False, "Nesterov momentum")
+    weight_decay: float = option(0.0, "weight decay (see --weight-decay-mode)")
+    weight_decay_mode: str = option("l2", "l2: coupled, PyTorch-style; decoupled: AdamW-style",
+                                    choices=WEIGHT_DECAY_MODES)
+    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES)
+    warmup_epochs: float = option(0.0, "linear warm-up epochs (cosine, one_cycle)")
+    decay_epochs: int = option(20, "period of step/exponential decay, in epochs")
+    decay_rate: float = option(0.1, "decay factor of step, multistep, exponential, plateau")
+    milestones: tuple = option((), "epochs at which multistep decays, e.g. 60,120", item=int)
+    restart_epochs: int = option(10, "first period of cosine_restarts")
+    plateau_patience: int = option(2, "epochs without improvement before plateau decays")
+    min_learning_rate: float = option(0.0, "floor of cosine schedules and plateau")
+    epochs: int = option(200, "epochs")
+    batch_size: int = option(128, "global batch size")
+    clip_value: float | None = option(None, "clip gradients by value")
+    clip_norm: float | None = option(None, "clip each gradient by norm")
+    global_clip_norm: float | None = option(None, "clip all gradients by global norm")
+    label_smoothing: float = option(0.0, "label smoothing")
+    lookahead: bool = option(False, "wrap the optimizer in Lookahead")
+    lookahead_k: int = option(5, "Lookahead sync period")
+    lookahead_alpha: float = option(0.5, "Lookahead slow step size")
+    augment: tuple = option(("crop", "flip"), "comma-separated: crop, flip, cutout, zoom, "
+                            "translate, rotate, color, mixup, cutmix; or none")
+    augment_on: str = option("auto", "host (tf.data), device (in the train step) or auto",
+                             choices=AUGMENT_PLACEMENTS)
+    val_split: float = option(0.1, "fraction of train held out for validation (never test)")
+    seed: int = option(0, "random seed")
+    precision: str = option("auto", "Keras dtype policy", choices=PRECISIONS)
+    jit: str = option("auto", "XLA compilation", choices=JIT_MODES)
+    strategy: str = option("auto", "distribution strategy", choices=STRATEGIES)
+    steps_per_epoch: int | None = option(None, "limit each epoch to N steps (quick runs)")
+    steps_per_execution: int = option(1, "train steps per compiled call")
+    tta: bool = option(False, "also report test accuracy with flip test-time augmentation")
+    fused_batch_norm: bool = option(True, "TensorFlow's fused batch-norm kernel in training")
 
     def __post_init__(self):
+        from keras_resnet.data.augment import parse_augment
+
         check_fields(self)
-        for name, kind in (("milestones", int), ("augment", str)):
-            value = getattr(self, name)
-            if isinstance(value, str):
-                value = tuple(v for v in value.split(",") if v)
-            object.__setattr__(self, name, check_sequence(name, value, kind))
-        for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES),
-                              ("weight_decay_mode", WEIGHT_DECAY_MODES),
-                              ("precision", PRECISIONS), ("jit", JIT_MODES),
-                              ("augment_on", AUGMENT_PLACEMENTS), ("strategy", STRATEGIES)):
-            if getattr(self, name) not in allowed:
-                raise ValueError(f"`{name}` must be one of {', '.join(allowed)}. "
-                                 f"Received: {name}={getattr(self, name)!r}")
+        milestones = self.milestones
+        if isinstance(milestones, str):
+            milestones = tuple(v for v in milestones.split(",") if v)
+        object.__setattr__(self, "milestones", check_sequence("milestones", milestones, int))
+        object.__setattr__(self, "augment", parse_augment(check_sequence(
+            "augment", self.augment.split(",") if isinstance(self.augment, str)
+            else self.augment, str)))
         positive = ("learning_rate", "epochs", "batch_size", "decay_epochs", "restart_epochs",
                     "lookahead_k", "steps_per_execution")
         for name in positive:
@@ -166,21 +166,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values):
-        """Builds a config from `to_dict()` output, refusing unknown keys.
-
-        Raises:
-            ValueError: if `values` is not a dict, has a key that is not a field, or a
-                value of the wrong type.
-        """
-        if not isinstance(values, dict):
-            raise ValueError("A training configuration must be a mapping of field names to "
-                             f"values. Received: {type(values).__name__}")
-        fields = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(str(key) for key in set(values) - fields)
-        if unknown:
-            raise ValueError(f"Unknown training field(s) {', '.join(unknown)}; expected some "
-                             f"of {', '.join(sorted(fields))}. Received: {unknown}")
-        return cls(**values)
+        """Builds a config from `to_dict()` output, refusing unknown keys (see `from_mapping`)."""
+        return from_mapping(cls, values, "training")
 
 
 # Time to accuracy, after airbench and "How to train your ResNet" (Page, 2018): a large

@@ -5,7 +5,7 @@ import os
 import keras
 
 from keras_resnet import run_folder
-from keras_resnet.model import build_resnet, count_params
+from keras_resnet.model import count_params, float32_model
 from keras_resnet.training import checkpoint, records, runtime, step
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
 
@@ -113,7 +113,7 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, ex
     # After the session's first epoch, which pays for compilation: the speed that lasts.
     steady = session[1:]
 
-    model = _float32_copy(model_config, model, variant)
+    model = float32_model(model)
     report = classification_report(predict_probabilities(model, data.x_test), data.y_test,
                                    data.class_names)
     metrics = {
@@ -140,12 +140,3 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, ex
             data.class_names)["accuracy"]
     run_folder.save_results(run_dir, model, metrics)
     return metrics
-
-
-def _float32_copy(config, model, name):
-    """Rebuilds `model` under float32 with the same weights: what gets saved and exported."""
-    with runtime.precision_scope("float32"):
-        copy = build_resnet(config, name=name)
-    copy.set_weights(model.get_weights())
-    return copy
-

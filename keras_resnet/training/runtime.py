@@ -36,6 +36,7 @@ def machine_info():
     ['accelerator', 'backend', 'backend_version']
     """
     import importlib
+    import importlib.metadata
     import platform
 
     cpu = platform.processor()
@@ -51,10 +52,14 @@ def machine_info():
         import jax
 
         accelerator_name = jax.devices()[0].device_kind
+    try:  # export's numbers are TensorFlow's whatever the backend; not imported for this
+        tensorflow = importlib.metadata.version("tensorflow")
+    except importlib.metadata.PackageNotFoundError:
+        tensorflow = None
     return {"cpu": cpu, "cores": os.cpu_count(), "accelerator": accelerator_name,
             "device": device_description(), "platform": platform.platform(),
             "python": platform.python_version(), "keras": keras.__version__,
-            "backend": backend,
+            "backend": backend, "tensorflow": tensorflow,
             "backend_version": importlib.import_module(backend).__version__}
 
 
