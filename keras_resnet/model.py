@@ -56,9 +56,18 @@ def build_resnet(config, name="resnet"):
 Layer = collections.namedtuple("Layer", "kind inputs outputs kernel pixels")
 
 
-def _plan(config):
-    """The builder's layers as data: what count_params, estimate_flops and
-    estimate_int8_bytes all walk, so they cannot drift apart."""
+def layer_plan(config):
+    """Yields the network's weighted layers as data, in the order `build_resnet` builds them.
+
+    `count_params`, `estimate_flops` and `estimate_int8_bytes` all walk this one plan, so
+    they cannot drift apart; a test checks each against the built model.
+
+    Example:
+
+    >>> from keras_resnet.variants import get_variant
+    >>> [(l.kind, l.outputs) for l in layer_plan(get_variant("tiny"))][:3]
+    [('conv', 16), ('conv', 16), ('conv', 16)]
+    """
     height, width = config.input_shape[:2]
     yield Layer("conv", config.input_shape[2], config.channels[0], 3, height * width)
     if config.se == "stem":
@@ -105,7 +114,7 @@ def count_params(config):
     {'trainable': 195738, 'non_trainable': 1120}
     """
     trainable = batch_norm_channels = 0
-    for layer in _plan(config):
+    for layer in layer_plan(config):
         if layer.kind == "conv":
             # No bias: the batch norm after it has gamma and beta.
             trainable += layer.kernel ** 2 * layer.inputs * layer.outputs + 2 * layer.outputs
@@ -209,7 +218,7 @@ def estimate_flops(config):
     2608
     """
     flops = 0
-    for layer in _plan(config):
+    for layer in layer_plan(config):
         if layer.kind == "conv":
             flops += 2 * layer.pixels * layer.kernel ** 2 * layer.inputs * layer.outputs
         elif layer.kind == "se":
@@ -257,7 +266,7 @@ def estimate_int8_bytes(config):
     97768
     """
     channels = convolutions = squeeze_excites = 0
-    for layer in _plan(config):
+    for layer in layer_plan(config):
         if layer.kind == "conv":
             channels, convolutions = channels + layer.outputs, convolutions + 1
         elif layer.kind == "se":

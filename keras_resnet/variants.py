@@ -8,7 +8,7 @@ trainable parameter count, the paper and the accuracy it reports. Add one with
 
 import dataclasses
 
-from keras_resnet.config import ResNetConfig
+from keras_resnet.config import DEFAULT_PARAM_BUDGET, ResNetConfig
 from keras_resnet.training.config import TrainConfig
 
 
@@ -103,7 +103,7 @@ def variants_table():
         extras += [f"block dropout {joined(config.block_dropout)}"] if any(
             config.block_dropout) else []
         extras += ["avg+max pooling head"] if config.head == "avg_max" else []
-        budget = " (over budget: reference only)" if variant.trainable_params > 5_000_000 else ""
+        budget = " (over budget: reference only)" if variant.trainable_params > DEFAULT_PARAM_BUDGET else ""
         rows.append(
             f"| {name} | {variant.paper} | {','.join(map(str, config.blocks))} | "
             f"{','.join(map(str, config.channels))} | {joined(config.conv_kernels)} / "
