@@ -113,10 +113,11 @@ def run_benchmark(args):
     train_config = dataclasses.replace(
         get_recipe(args.variant, args.recipe), **cli.config_overrides(args, TrainConfig),
         steps_per_epoch=None, val_split=0.0)
-    spe = train_config.steps_per_execution
+    spe, grouped = train_config.steps_per_execution, step.steps_per_call(train_config)
     # Whole executions only, so every timed fit runs exactly `steps` steps.
     steps = -(-args.steps // spe) * spe
-    warmup = max(2 * spe if args.warmup_steps is None else args.warmup_steps, spe)
+    warmup = -(-(2 * spe if args.warmup_steps is None else args.warmup_steps) // spe) * spe
+    warmup = max(warmup, spe)
     batch = train_config.batch_size
     rng = np.random.default_rng(0)
     count = max(steps, warmup) * batch
@@ -134,7 +135,8 @@ def run_benchmark(args):
         train_data, _ = step.build_training_data(data, train_config)
 
         def fit(num_steps):
-            train_model.fit(train_data, epochs=1, steps_per_epoch=num_steps, verbose=0)
+            train_model.fit(train_data, epochs=1, steps_per_epoch=num_steps // grouped,
+                            verbose=0)
 
         # The warm-up traces and compiles the train step (or loads it from the cache).
         warmup_seconds = _timed(lambda: fit(warmup), 1)

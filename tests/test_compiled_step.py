@@ -14,6 +14,7 @@ from PIL import Image
 
 from keras_resnet import bench
 from keras_resnet.config import ResNetConfig
+from keras_resnet.data.batches import ArrayBatches, GroupedSteps
 from keras_resnet.data.sources import DataSplits
 from keras_resnet.training import TrainConfig, fit, runtime, step
 from keras_resnet.training.config import OPTIMIZERS
@@ -225,3 +226,56 @@ def test_compile_cache_keeps_compiled_programs(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     assert any(tmp_path.iterdir()), "nothing was written to the compilation cache"
+
+
+@pytest.mark.skipif(keras.backend.backend() != "jax", reason="GroupedSteps scans on JAX")
+@pytest.mark.parametrize("recipe", ["lookahead-crop-flip", "plain"])
+def test_grouped_steps_train_as_the_same_steps_one_by_one(monkeypatch, recipe):
+    # Grouping is for accelerators (XLA:CPU loops are slow); its math is checked here.
+    monkeypatch.setattr(runtime, "accelerator", lambda: "gpu")
+    data = _splits(train=60, val=0)
+    weights, iterations = {}, {}
+    for steps_per_execution in (1, 3):
+        keras.utils.set_random_seed(0)
+        config = TrainConfig(
+            optimizer="sgd", learning_rate=0.05, epochs=2, batch_size=8, jit="on",
+            precision="float32", steps_per_execution=steps_per_execution, seed=1,
+            lookahead=recipe != "plain", lookahead_k=2, schedule="cosine",
+            augment=("crop", "flip") if recipe != "plain" else ())
+        model, train_model = step.build_training_model(SMALL, config, 60, name="tiny")
+        assert isinstance(train_model, GroupedSteps) == (steps_per_execution > 1)
+        train, _ = step.build_training_data(data, config)
+        train_model.fit(train, epochs=2, steps_per_epoch=step.calls_per_epoch(config, 60),
+                        shuffle=False, verbose=0)
+        weights[steps_per_execution] = [keras.ops.convert_to_numpy(w) for w in model.weights]
+        iterations[steps_per_execution] = int(train_model.optimizer.iterations)
+    # 7 whole batches an epoch: groups of 3, 3 and 1 steps.
+    assert iterations == {1: 14, 3: 14}
+    for one, grouped in zip(weights[1], weights[3]):
+        np.testing.assert_allclose(grouped, one, rtol=2e-4, atol=2e-5)
+
+
+@pytest.mark.skipif(keras.backend.backend() == "tensorflow",
+                    reason="device batches are the other backends' input; tf.data's order "
+                           "has its own tests")
+@pytest.mark.parametrize("steps_per_epoch", [None, 2])
+def test_every_epoch_trains_on_its_own_batches_and_only_them(tmp_path, monkeypatch,
+                                                              steps_per_epoch):
+    drawn = []
+    draw = ArrayBatches.__getitem__
+
+    def spy(self, index):
+        if self.training:
+            drawn.append((self.epoch, index))
+        return draw(self, index)
+
+    monkeypatch.setattr(ArrayBatches, "__getitem__", spy)
+    config = TrainConfig(optimizer="sgd", epochs=3, batch_size=8, precision="float32",
+                         augment=(), steps_per_epoch=steps_per_epoch)
+    metrics = fit.fit(SMALL, config, _splits(train=24, val=8), str(tmp_path / "run"),
+                      verbose=0)
+    # Epoch e draws batches 0.. of its own order (`epoch_order(seed, e)`), each once: no
+    # draw before training (Keras builds its state from shapes), none left for later.
+    per_epoch = steps_per_epoch or 3
+    assert drawn == [(epoch, index) for epoch in range(3) for index in range(per_epoch)]
+    assert metrics["epochs_completed"] == 3

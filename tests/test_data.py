@@ -558,8 +558,9 @@ def test_array_batches_shuffle_per_epoch_seeded():
     order = epoch_order(10, 0, 0)[:4]
     np.testing.assert_array_equal(images, x[order])
     np.testing.assert_array_equal(labels.argmax(1), y[order])
+    batches.on_epoch_begin()  # Keras begins each epoch (the first keeps the initial order)
     epoch1 = _epoch(batches)
-    batches.on_epoch_end()
+    batches.on_epoch_begin()
     epoch2 = _epoch(batches)
     assert not np.array_equal(epoch1, epoch2)
     # A run resumed at epoch 1 sees epoch 1's batches, not epoch 0's.

@@ -74,7 +74,9 @@ class ResNetHyperModel(keras_tuner.HyperModel):
         epochs = epochs or train_config.epochs
         started = time.perf_counter()
         history = model.fit(train, validation_data=val, epochs=epochs,
-                            initial_epoch=initial_epoch, steps_per_epoch=steps,
+                            initial_epoch=initial_epoch,
+                            steps_per_epoch=step.calls_per_epoch(train_config,
+                                                                 len(self.data.x_train)),
                             callbacks=callbacks, verbose=self.verbose, shuffle=False)
         seconds = time.perf_counter() - started
         # A diverged trial scores NaN in some epochs; its best finite epoch still counts.

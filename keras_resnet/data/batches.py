@@ -67,10 +67,17 @@ class ArrayBatches(keras.utils.PyDataset):
         initial_epoch: int. Epoch of the first iteration (when resuming). Defaults to `0`.
         shuffle: bool. When training, reshuffle every epoch; `False` keeps the data's own
             order (paper 003). Defaults to `True`.
+        steps_per_item: int. With more than 1, an item is a group of that many steps for
+            `GroupedSteps`: `((images, labels, rows),)`, the arrays held on the device and
+            the (steps, batch_size) rows to gather from them, whole batches only.
+            Defaults to `1` (an item is one batch).
+        num_steps: int or None. Batches of an epoch, the first of its order. Defaults to
+            `None` (all of them).
     """
 
     def __init__(self, x, y, num_classes, batch_size, training, seed=None, mixing=None,
-                 drop_remainder=None, initial_epoch=0, shuffle=True):
+                 drop_remainder=None, initial_epoch=0, shuffle=True, steps_per_item=1,
+                 num_steps=None):
         super().__init__()
         x, y = check_arrays(x, y, num_classes, batch_size)
         self.images = ops.convert_to_tensor(x)
@@ -80,7 +87,16 @@ class ArrayBatches(keras.utils.PyDataset):
         self.mixing = mixing if training else None
         self.drop_remainder = bool(drop_remainder)
         self.shuffle = training and shuffle
-        self.epoch = initial_epoch
+        self.epoch, self._begun = initial_epoch, False
+        self.steps_per_item = steps_per_item
+        # Exactly the batches an epoch trains on: Keras starts a PyDataset over each epoch
+        # only when its epoch consumes all of it.
+        batches = (math.floor if self.drop_remainder else math.ceil)(len(x) / batch_size)
+        self.num_steps = max(1, min(num_steps or batches, batches))
+        if steps_per_item > 1 and (mixing is not None or len(x) < batch_size):
+            raise ValueError("Grouped steps take whole batches and no label mixing. Received: "
+                             f"steps_per_item={steps_per_item}, batch_size={batch_size}, "
+                             f"{len(x)} images, mixing={mixing is not None}")
         self._set_order()
 
     def _set_order(self):
@@ -89,12 +105,16 @@ class ArrayBatches(keras.utils.PyDataset):
         self._order = ops.convert_to_tensor(order.astype(np.int32))
 
     def __len__(self):
-        rounding = math.floor if self.drop_remainder else math.ceil
-        return max(1, rounding(self.num_examples / self.batch_size))
+        return math.ceil(self.num_steps / self.steps_per_item)
 
     def __getitem__(self, index):
         if not 0 <= index < len(self):
             raise IndexError(f"Batch index {index} is out of range [0, {len(self)}).")
+        if self.steps_per_item > 1:
+            first = index * self.steps_per_item
+            steps = min(self.steps_per_item, self.num_steps - first)
+            rows = self._order[first * self.batch_size:(first + steps) * self.batch_size]
+            return ((self.images, self.labels, ops.reshape(rows, (steps, self.batch_size))),)
         rows = self._order[index * self.batch_size:(index + 1) * self.batch_size]
         images = ops.cast(ops.take(self.images, rows, axis=0), "float32")
         labels = ops.one_hot(ops.take(self.labels, rows, axis=0), self.num_classes)
@@ -102,14 +122,19 @@ class ArrayBatches(keras.utils.PyDataset):
             images, labels = self.mixing(images, labels)
         return images, labels
 
-    def on_epoch_end(self):
-        self.epoch += 1
-        if self.shuffle:
-            self._set_order()
+    def on_epoch_begin(self):
+        # Keras calls `on_epoch_begin` once per epoch that draws from this, but
+        # `on_epoch_end` also when it resets before training: epochs count from the first.
+        if self._begun:
+            self.epoch += 1
+            if self.shuffle:
+                self._set_order()
+        self._begun = True
 
 
 def build_array_batches(x, y, num_classes, batch_size, training, seed=None, augment=(),
-                        drop_remainder=None, initial_epoch=0, shuffle=True):
+                        drop_remainder=None, initial_epoch=0, shuffle=True, steps_per_item=1,
+                        num_steps=None):
     """Builds `ArrayBatches`: shuffled one-hot batches from arrays held on the device.
 
     Image augmentation happens in the model (`build_device_training_model`); `augment`'s
@@ -127,6 +152,8 @@ def build_array_batches(x, y, num_classes, batch_size, training, seed=None, augm
         drop_remainder: bool or None. As in `ArrayBatches`. Defaults to `None`.
         initial_epoch: int. As in `ArrayBatches`. Defaults to `0`.
         shuffle: bool. As in `ArrayBatches`. Defaults to `True`.
+        steps_per_item: int. As in `ArrayBatches`. Defaults to `1`.
+        num_steps: int or None. As in `ArrayBatches`. Defaults to `None`.
 
     Returns:
         An `ArrayBatches` (`keras.utils.PyDataset`).
@@ -143,10 +170,44 @@ def build_array_batches(x, y, num_classes, batch_size, training, seed=None, augm
     mixing = build_label_mixing(augment, seed=seed) if training else None
     return ArrayBatches(x, y, num_classes, batch_size, training, seed=seed, mixing=mixing,
                         drop_remainder=drop_remainder, initial_epoch=initial_epoch,
-                        shuffle=shuffle)
+                        shuffle=shuffle, steps_per_item=steps_per_item, num_steps=num_steps)
 
 
-def build_device_training_model(model, augmentation):
+class GroupedSteps(keras.Model):
+    """A training wrapper that runs a group of optimizer steps in one compiled call (JAX).
+
+    Each item of `ArrayBatches(steps_per_item=k)` holds the training set as it lies on the
+    device and the rows of k batches; `train_step` gathers each batch there and trains on
+    it inside one `keras.ops.scan`. The host then dispatches once per k steps, where
+    Keras' own `steps_per_execution` on JAX loops in Python and dispatches every step: at
+    small batches on a GPU that per-step host work, not the arithmetic, sets the speed.
+    Optimizer, schedule, Lookahead and metrics see k ordinary steps.
+
+    Args:
+        inputs: the Functional inputs.
+        outputs: the Functional outputs.
+        num_classes: int. Width of the one-hot labels.
+    """
+
+    def __init__(self, inputs, outputs, num_classes, **kwargs):
+        super().__init__(inputs, outputs, **kwargs)
+        self.num_classes = num_classes
+
+    def train_step(self, state, data):
+        (images, labels, rows), _, _ = keras.utils.unpack_x_y_sample_weight(data)
+        one_step = super().train_step
+
+        def step(state, step_rows):
+            batch = (ops.cast(ops.take(images, step_rows, axis=0), "float32"),
+                     ops.one_hot(ops.take(labels, step_rows, axis=0), self.num_classes))
+            logs, state = one_step(state, batch)
+            return state, logs
+
+        state, logs = ops.scan(step, state, rows)
+        return {name: value[-1] for name, value in logs.items()}, state
+
+
+def build_device_training_model(model, augmentation, steps_per_call=1):
     """Wraps `model` so augmentation runs inside the compiled train step, on the device.
 
     The wrapper is Functional: inputs -> `augmentation` -> `model`, sharing `model`'s
@@ -157,9 +218,12 @@ def build_device_training_model(model, augmentation):
     Args:
         model: `keras.Model` taking float images in [0, 255].
         augmentation: `keras.Sequential` from `build_augmentation`, or None.
+        steps_per_call: int. With more than 1, the wrapper is a `GroupedSteps` that trains
+            on `ArrayBatches(steps_per_item=steps_per_call)`. Defaults to `1`.
 
     Returns:
-        The wrapper `keras.Model`, or `model` itself when `augmentation` is None.
+        The wrapper `keras.Model`, or `model` itself when `augmentation` is None and
+        steps are not grouped.
 
     Example:
 
@@ -170,7 +234,10 @@ def build_device_training_model(model, augmentation):
     >>> wrapper.trainable_weights[0] is inner.trainable_weights[0]
     True
     """
-    if augmentation is None:
+    if augmentation is None and steps_per_call == 1:
         return model
     inputs = keras.Input(model.input_shape[1:], name="image")
-    return keras.Model(inputs, model(augmentation(inputs)), name=f"{model.name}_train")
+    outputs = model(augmentation(inputs) if augmentation is not None else inputs)
+    if steps_per_call > 1:
+        return GroupedSteps(inputs, outputs, model.output_shape[-1], name=f"{model.name}_train")
+    return keras.Model(inputs, outputs, name=f"{model.name}_train")

@@ -100,7 +100,8 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, ex
         steps_per_epoch = step.steps_per_epoch(train_config, len(data.x_train))
         if initial_epoch < train_config.epochs:
             train_model.fit(train_data, epochs=train_config.epochs, initial_epoch=initial_epoch,
-                            steps_per_epoch=steps_per_epoch, validation_data=validation_data,
+                            steps_per_epoch=step.calls_per_epoch(train_config, len(data.x_train)),
+                            validation_data=validation_data,
                             callbacks=callbacks, verbose=verbose, shuffle=False)
     if saver.diverged:
         raise TrainingDiverged(

@@ -62,6 +62,27 @@ def steps_per_epoch(train_config, num_train):
     return train_config.steps_per_epoch or max(1, num_train // train_config.batch_size)
 
 
+def steps_per_call(train_config):
+    """Returns the optimizer steps the data groups into one compiled call.
+
+    `steps_per_execution` with JAX on an accelerator, device augmentation and no label
+    mixing: `GroupedSteps` scans them in one program. 1 elsewhere, where Keras runs
+    `steps_per_execution` itself (TensorFlow in one graph, JAX in a Python loop). Not on
+    a CPU: XLA:CPU runs convolutions inside a loop about 30x slower than the same
+    convolutions unrolled (`benchmarks/results/scan_cpu.md`).
+    """
+    numerics = resolve_numerics(train_config)
+    grouped = (numerics.backend == "jax" and runtime.accelerator() != "cpu"
+               and numerics.augment_on == "device"
+               and not set(train_config.augment) & set(LABEL_MIXING))
+    return train_config.steps_per_execution if grouped else 1
+
+
+def calls_per_epoch(train_config, num_train):
+    """Returns what Keras' `fit` counts as an epoch's steps: one per compiled call."""
+    return -(-steps_per_epoch(train_config, num_train) // steps_per_call(train_config))
+
+
 def build_training_model(model_config, train_config, num_train, name="resnet"):
     """Builds the network and compiles the training step that trains it.
 
@@ -97,18 +118,26 @@ def build_training_model(model_config, train_config, num_train, name="resnet"):
         from keras_resnet.training.fused_batch_norm import use_fused_batch_norm
 
         use_fused_batch_norm(model)
-    train_model = model
+    train_model, grouped = model, steps_per_call(train_config)
     if numerics.augment_on == "device":
         augmentation = build_augmentation(
             [a for a in train_config.augment if a not in LABEL_MIXING],
             model_config.input_shape, seed=train_config.seed)
-        train_model = build_device_training_model(model, augmentation)
+        train_model = build_device_training_model(model, augmentation, grouped)
     apply_l2_weight_decay(model, train_config)
     train_model.compile(
         optimizer=build_optimizer(train_config, steps_per_epoch(train_config, num_train)),
         loss=keras.losses.CategoricalCrossentropy(label_smoothing=train_config.label_smoothing),
         metrics=[keras.metrics.CategoricalAccuracy(name="accuracy")],
-        jit_compile=numerics.jit, steps_per_execution=train_config.steps_per_execution)
+        jit_compile=numerics.jit,
+        steps_per_execution=train_config.steps_per_execution if grouped == 1 else 1)
+    # Keras builds the loss, metric and optimizer state from the first batch `fit` draws
+    # unless they are built: from a `PyDataset` that draw takes a batch and ends the data's
+    # epoch (every epoch's order shifted by one, and "ran out of data" when an epoch is
+    # shorter than the data). Built here from shapes, `fit` draws nothing it does not train on.
+    train_model._symbolic_build(data_batch=(
+        keras.KerasTensor((None, *model_config.input_shape)),
+        keras.KerasTensor((None, model_config.num_classes))))
     return model, train_model
 
 
@@ -157,7 +186,8 @@ def build_training_data(data, train_config, initial_epoch=0, shuffle=True):
     train = build_array_batches(data.x_train, data.y_train, num_classes, batch_size,
                                 training=True, seed=train_config.seed, augment=mixing,
                                 drop_remainder=drop, initial_epoch=initial_epoch,
-                                shuffle=shuffle)
+                                shuffle=shuffle, steps_per_item=steps_per_call(train_config),
+                                num_steps=steps_per_epoch(train_config, len(data.x_train)))
     val = build_array_batches(data.x_val, data.y_val, num_classes, batch_size,
                               training=False) if has_val else None
     return train, val
