@@ -6,6 +6,7 @@
 #   2. bench of the same step in bf16 and fp16;
 #   3. PyTorch on the same network (bf16 autocast, channels-last, eager), same batch;
 #   4. bench bf16 again: a second run of the same configuration, compiled from the cache;
+#      then fp16 with 27 steps per compiled call (GroupedSteps, not yet measured on a GPU);
 #   5. a tuner search on tiny.
 # From the repo root, with .whl/ (../shared/tools/gpu-wheels.sh) and
 # .data/cifar10-jpeg.tar.gz beside the code (both ignored by git, carried by the call).
@@ -26,13 +27,13 @@ export XDG_CACHE_HOME=/tmp/cache  # a fresh compile cache: the first compile is 
 VARIANT=efficient
 if [ "${SMOKE:-0}" = 1 ]; then
   VARIANT=tiny; EPOCHS=(--epochs 2 --steps-per-epoch 3); BENCH=(--steps 3 --warmup-steps 1)
-  TUNE=(--max-trials 2 --epochs 1 --steps-per-epoch 2); TORCH=(--device cpu --steps 2)
+  TUNE=(--max-trials 2 --epochs 1 --steps-per-epoch 2); TORCH=(--device cpu --steps 2); GROUP=3
 else
   [ -d /tmp/site/keras ] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site:$PWD
   EPOCHS=(); BENCH=(--steps 100 --repeats 2); TUNE=(--max-trials 4 --epochs 3)
-  TORCH=(--device cuda --steps 100 --repeats 2)
+  TORCH=(--device cuda --steps 100 --repeats 2); GROUP=27  # 351 steps an epoch = 13 x 27
 fi
 DATA=${DATA:-}
 if [ -z "$DATA" ]; then
@@ -42,11 +43,11 @@ fi
 { nvidia-smi -L; python3 -c 'import sys, jax, keras; print(sys.version.split()[0], "jax", jax.__version__, jax.devices(), "keras", keras.__version__); import importlib.util as u; print("tensorflow installed:", u.find_spec("tensorflow") is not None)'; } 2>&1 | tee -a "$OUT/log.txt"
 
 bench() {
-  local precision=$1 want=$2 reserve=$3 start; start=$(date +%s)
+  local precision=$1 want=$2 reserve=$3 start; start=$(date +%s); shift 3
   timeout "$(limit "$want" "$reserve")" python3 -m keras_resnet.bench --variant $VARIANT \
-    --batch-size 128 --precision "$precision" --skip-inference "${BENCH[@]}" \
+    --batch-size 128 --precision "$precision" --skip-inference "${BENCH[@]}" "$@" \
     2>>"$OUT/log.txt" | tail -1 >> "$OUT/results.jsonl"
-  log "bench $precision rc=${PIPESTATUS[0]} in $(( $(date +%s) - start ))s (process)"
+  log "bench $precision $* rc=${PIPESTATUS[0]} in $(( $(date +%s) - start ))s (process)"
 }
 
 if [ "$PART" != 2 ]; then
@@ -67,7 +68,9 @@ if [ "$PART" != 1 ]; then
     >> "$OUT/results.jsonl"
   log "torch rc=${PIPESTATUS[0]}"
   log "4. bench bf16 again: the same configuration, compiled from the cache"
-  bench mixed_bfloat16 35 90
+  bench mixed_bfloat16 35 150
+  log "4b. bench fp16, $GROUP steps per compiled call (GroupedSteps: one dispatch per $GROUP steps)"
+  bench mixed_float16 65 90 --steps-per-execution $GROUP
   log "5. tuner on tiny"
   timeout "$(limit 150 0)" python3 -m tuner --variant tiny --data-dir "$DATA" \
     --output /tmp/tune "${TUNE[@]}" > "$OUT/tuner.log" 2>&1

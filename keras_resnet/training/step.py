@@ -68,7 +68,7 @@ def steps_per_call(train_config):
     `steps_per_execution` with JAX on an accelerator, device augmentation and no label
     mixing: `GroupedSteps` scans them in one program. 1 elsewhere, where Keras runs
     `steps_per_execution` itself (TensorFlow in one graph, JAX in a Python loop). Not on
-    a CPU: XLA:CPU runs convolutions inside a loop about 30x slower than the same
+    a CPU: XLA:CPU runs convolutions inside a loop tens of times slower than the same
     convolutions unrolled (`benchmarks/results/scan_cpu.md`).
     """
     numerics = resolve_numerics(train_config)
