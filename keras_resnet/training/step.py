@@ -65,14 +65,16 @@ def steps_per_epoch(train_config, num_train):
 def steps_per_call(train_config):
     """Returns the optimizer steps the data groups into one compiled call.
 
-    `steps_per_execution` with JAX on an accelerator, device augmentation and no label
-    mixing: `GroupedSteps` scans them in one program. 1 elsewhere, where Keras runs
+    `steps_per_execution` with JAX on one accelerator, device augmentation and no label
+    mixing: `GroupedSteps` scans them in one program (a group is not a batch to split
+    across devices). 1 elsewhere, where Keras runs
     `steps_per_execution` itself (TensorFlow in one graph, JAX in a Python loop). Not on
     a CPU: XLA:CPU runs convolutions inside a loop tens of times slower than the same
     convolutions unrolled (`benchmarks/results/scan_cpu.md`).
     """
     numerics = resolve_numerics(train_config)
     grouped = (numerics.backend == "jax" and runtime.accelerator() != "cpu"
+               and len(keras.distribution.list_devices()) == 1
                and numerics.augment_on == "device"
                and not set(train_config.augment) & set(LABEL_MIXING))
     return train_config.steps_per_execution if grouped else 1
