@@ -276,3 +276,14 @@ def test_fast_recipe_runs_a_short_epoch(splits, tmp_path):
     assert metrics["epochs_completed"] == 3 and "tta_test_accuracy" in metrics
     with pytest.raises(ValueError, match="Received: recipe='slow'"):
         get_recipe("tiny", "slow")
+
+
+def test_lookahead_built_twice_keeps_one_slow_copy_per_weight():
+    # The training model's state is built before a checkpoint is restored, and restoring
+    # builds again: a second slow copy would shift every variable the checkpoint fills.
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    optimizer = Lookahead(keras.optimizers.SGD(0.1, momentum=0.9))
+    optimizer.build(model.trainable_variables)
+    names = [variable.path for variable in optimizer.variables]
+    optimizer.build(model.trainable_variables)
+    assert [variable.path for variable in optimizer.variables] == names

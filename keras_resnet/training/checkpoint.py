@@ -75,7 +75,8 @@ def restore(model, directory):
     state = load_state(directory)
     if state is None:
         return None
-    model.optimizer.build(model.trainable_variables)
+    if not model.optimizer.built:
+        model.optimizer.build(model.trainable_variables)
     candidates = [state] + ([state["previous"]] if isinstance(state.get("previous"), dict)
                             else [])
     for index, candidate in enumerate(candidates):

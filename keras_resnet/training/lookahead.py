@@ -53,6 +53,8 @@ class Lookahead(keras.optimizers.Optimizer):
         self.slow_step_size = slow_step_size
 
     def build(self, var_list):
+        if self.built:  # as Keras' optimizers: a second build would add a second slow copy
+            return
         self.inner_optimizer.build(var_list)
         self._slow_weights = []
         for variable in var_list:
