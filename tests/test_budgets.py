@@ -24,6 +24,7 @@ from keras_resnet.training import get_recipe
 from tuner import hypermodel as hm
 from tuner.__main__ import main as tuner_main
 from tuner.space import SearchSpace
+from test_tuner import build_budget_oracle  # noqa: E402
 
 RESNET8 = get_variant("resnet8")
 
@@ -111,12 +112,7 @@ def test_oracle_rejects_draws_over_flash_and_macs_before_a_trial_exists():
             ({"flash_budget": 100_000}, "flash_bytes", 100_000),
             ({"macs_budget": 13_000_000}, "macs", 13_000_000)):
         space = resnet8_space(**budgets)
-        oracle = hm._oracle_class(keras_tuner.oracles.RandomSearchOracle)(
-            objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=100, seed=1)
-        oracle.search_space = space
-        hp = keras_tuner.HyperParameters()
-        space.declare(hp)
-        oracle.update_space(hp)
+        oracle = build_budget_oracle(space, max_trials=100)
         accepted = [oracle.populate_space(str(i)) for i in range(2)]  # 8 and 16 fit
         assert all(response["status"] == "RUNNING" for response in accepted)
         assert max(space.footprint(r["values"])[measure] for r in accepted) <= limit

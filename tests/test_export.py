@@ -41,19 +41,29 @@ def make_blobs(count, seed):
     return np.clip(images, 0, 255).astype(np.uint8), labels
 
 
+def make_blob_data(train, test):
+    (x_train, y_train), (x_test, y_test) = make_blobs(train, 0), make_blobs(test, 1)
+    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+
+
+def train_blob_model(config, data, epochs):
+    """`config` trained on the blobs with Adam: a model whose exports have something to keep."""
+    keras.utils.set_random_seed(0)
+    model = build_resnet(config)
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    model.fit(data["x_train"], data["y_train"], batch_size=32, epochs=epochs, verbose=0)
+    return model
+
+
 @pytest.fixture(scope="module")
 def data():
-    (x_train, y_train), (x_test, y_test) = make_blobs(400, 0), make_blobs(200, 1)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return make_blob_data(400, 200)
 
 
 @pytest.fixture(scope="module")
 def trained(data):
-    keras.utils.set_random_seed(0)
-    model = build_resnet(get_variant("tiny", channels=(8, 16, 32), num_classes=4))
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(data["x_train"], data["y_train"], batch_size=32, epochs=5, verbose=0)
+    model = train_blob_model(get_variant("tiny", channels=(8, 16, 32), num_classes=4), data, 5)
     assert model.evaluate(data["x_test"], data["y_test"], verbose=0)[1] > 0.9
     return model
 

@@ -14,15 +14,14 @@ import shutil
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 
-from keras_resnet import build_resnet, get_variant
+from keras_resnet import get_variant
 from keras_resnet.export import convert, firmware, micro
 from keras_resnet.export.exporter import export_model, report_markdown
 from keras_resnet.model import estimate_flops
-from test_export import make_blobs  # the same separable images as the export tests
+from test_export import make_blob_data, train_blob_model  # the export tests' images
 
 needs_tflm = pytest.mark.skipif(not micro.available(), reason=(
     "tflite-micro is not installed: pip install 'keras-resnet[tflm]'"))
@@ -37,17 +36,12 @@ TINY_OPS = ["AddSub", "AddMul", "AddConv2D", "AddAdd", "AddAveragePool2D", "AddS
 
 @pytest.fixture(scope="module")
 def data():
-    (x_train, y_train), (x_test, y_test) = make_blobs(320, 0), make_blobs(160, 1)
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
+    return make_blob_data(320, 160)
 
 
 @pytest.fixture(scope="module")
 def trained(data):
-    keras.utils.set_random_seed(0)
-    model = build_resnet(CONFIG)
-    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy",
-                  metrics=["accuracy"])
-    model.fit(data["x_train"], data["y_train"], batch_size=32, epochs=4, verbose=0)
+    model = train_blob_model(CONFIG, data, 4)
     return model
 
 

@@ -10,7 +10,6 @@ import pytest
 
 from keras_resnet import bench, cli
 from keras_resnet.cli import run_main
-from keras_resnet.config import ResNetConfig
 from keras_resnet.training import TrainConfig
 from keras_resnet.variants import VARIANTS
 

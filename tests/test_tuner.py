@@ -77,14 +77,20 @@ def test_docstring_examples_run(module):
     assert result.attempted > 0 and result.failed == 0
 
 
-def test_oracle_rejects_every_draw_over_budget_before_a_trial_exists():
-    space = tiny_space(budget=150_000)
+def build_budget_oracle(space, max_trials):
+    """A random-search oracle with the budget check, over `space`'s hyperparameters."""
     oracle = hm._oracle_class(keras_tuner.oracles.RandomSearchOracle)(
-        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=1000, seed=1)
+        objective=keras_tuner.Objective("val_accuracy", "max"), max_trials=max_trials, seed=1)
     oracle.search_space = space
     hp = keras_tuner.HyperParameters()
     space.declare(hp)
     oracle.update_space(hp)
+    return oracle
+
+
+def test_oracle_rejects_every_draw_over_budget_before_a_trial_exists():
+    space = tiny_space(budget=150_000)
+    oracle = build_budget_oracle(space, max_trials=1000)
     proposals = []
     within_budget = oracle._within_budget
 

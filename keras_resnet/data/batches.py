@@ -85,13 +85,12 @@ class ArrayBatches(keras.utils.PyDataset):
         self.num_examples, self.num_classes = len(x), num_classes
         self.batch_size, self.training, self.seed = batch_size, training, seed
         self.mixing = mixing if training else None
-        self.drop_remainder = bool(drop_remainder)
         self.shuffle = training and shuffle
         self.epoch, self._begun = initial_epoch, False
         self.steps_per_item = steps_per_item
         # Exactly the batches an epoch trains on: Keras starts a PyDataset over each epoch
         # only when its epoch consumes all of it.
-        batches = (math.floor if self.drop_remainder else math.ceil)(len(x) / batch_size)
+        batches = (math.floor if drop_remainder else math.ceil)(len(x) / batch_size)
         self.num_steps = max(1, min(num_steps or batches, batches))
         if steps_per_item > 1 and (mixing is not None or len(x) < batch_size):
             raise ValueError("Grouped steps take whole batches and no label mixing. Received: "

@@ -19,6 +19,7 @@ import dataclasses
 import json
 import os
 
+from keras_resnet import run_folder
 from keras_resnet.files import atomic_path, write_json, write_text
 from keras_resnet.stats import describe
 
@@ -122,7 +123,6 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
     """
     import keras
 
-    from keras_resnet import run_folder
     from keras_resnet.training import fit
 
     # Checked, created and locked (re-entrant: train.py holds it already).
@@ -171,8 +171,6 @@ def summarize(run_dir, seeds):
     Raises:
         ValueError: if a seed's `metrics.json` is missing.
     """
-    from keras_resnet import run_folder
-
     per_seed, histories = [], []
     for seed in seeds:
         finished = run_folder.read_metrics(seed_dir(run_dir, seed))
