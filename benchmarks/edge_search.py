@@ -43,7 +43,7 @@ def parse_args(argv=None):
     parser.add_argument("--data-dir", default=os.path.join(REPO, "data", "cifar10-jpeg"))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--flash-budget", type=int, default=100_000)
-    parser.add_argument("--runs", default=os.path.join(REPO, "saved_models", "edge"),
+    parser.add_argument("--runs", default=os.path.join(REPO, "runs", "edge"),
                         help="run folders; a finished run (metrics.json) is reused")
     parser.add_argument("--output", default=os.path.join(REPO, "benchmarks", "results", "edge"))
     parser.add_argument("--candidates", default=",".join(CANDIDATES))

@@ -28,7 +28,7 @@ MAX_INT8_SIZE_RATIO = 0.30
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=os.path.join(REPO, "data", "cifar10-jpeg"))
-    parser.add_argument("--run-dir", default=os.path.join(REPO, "saved_models",
+    parser.add_argument("--run-dir", default=os.path.join(REPO, "runs",
                                                           "export_bench_tiny"))
     parser.add_argument("--epochs", type=int, default=8)
     parser.add_argument("--learning-rate", type=float, default=1e-2)

@@ -1,8 +1,8 @@
 """Records finished training runs (their metrics.json and config.json) as a results file.
 
     python benchmarks/record_runs.py --name training_tiny \
-        saved_models/tiny-2epochs="python train.py --variant tiny --data-dir data/cifar10-jpeg --epochs 2" \
-        saved_models/tiny-15epochs="python train.py ... --epochs 15"
+        runs/tiny-2epochs="python train.py --variant tiny --data-dir data/cifar10-jpeg --epochs 2" \
+        runs/tiny-15epochs="python train.py ... --epochs 15"
 
 Writes benchmarks/results/NAME.json and NAME.md: per run the command, the date it ended,
 the machine, test accuracy (and TTA), validation accuracy, epochs, training time and speed.

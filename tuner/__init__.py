@@ -4,8 +4,8 @@ The tuner searches architectures and training recipes of the keras_resnet family
 keras-tuner, under a trainable-parameter budget:
 
     python -m tuner --variant tiny --tuner bayesian --max-trials 20 --epochs 5 \\
-        --data-dir data/cifar10-jpeg --output saved_models/tuner-tiny
-    python train.py --config saved_models/tuner-tiny/best_config.json
+        --data-dir data/cifar10-jpeg --output runs/tuner-tiny
+    python train.py --config runs/tuner-tiny/best_config.json
 
 - `tuner.space`: the search space. Every dimension (residual layers, blocks per layer,
   base channels doubling per layer or free channels per layer, conv and skip kernels, pool

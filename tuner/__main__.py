@@ -61,7 +61,7 @@ def build_parser():
     data.add_argument("--data-dir", help="local copy: CIFAR-10 archive or image folder")
     cli.add_read_limit_arguments(parser)
     run = parser.add_argument_group("run")
-    run.add_argument("--output", help="search folder (default saved_models/tuner-<time>); "
+    run.add_argument("--output", help="search folder (default runs/tuner-<time>); "
                                       "rerun with the same folder to resume")
     run.add_argument("--overwrite", action="store_true", help="discard a search in --output")
     run.add_argument("--compile-cache", default="auto",
@@ -132,7 +132,7 @@ def _check_output(output):
 
 def _prepare_output(args, role, signature):
     output = args.output or os.path.join(
-        "saved_models", f"{'study-' + args.study if args.study else 'tuner'}-"
+        "runs", f"{'study-' + args.study if args.study else 'tuner'}-"
                         f"{time.strftime('%Y%m%d-%H%M%S')}")
     record = os.path.join(output, "search.json")
     if role == "worker":
