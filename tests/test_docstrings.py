@@ -14,7 +14,8 @@ MODULES = ["keras_resnet.config", "keras_resnet.model", "keras_resnet.blocks",
            "keras_resnet.data.batches", "keras_resnet.stats", "keras_resnet.training.repeats",
            "keras_resnet.run_folder", "keras_resnet.lock", "keras_resnet.export.manifest",
            "keras_resnet.data.images", "keras_resnet.limits", "keras_resnet.fields",
-           "keras_resnet.files", "keras_resnet.cli"]
+           "keras_resnet.files", "keras_resnet.cli", "keras_resnet.reproduce",
+           "keras_resnet.results_table"]
 if keras.backend.backend() == "tensorflow":
     MODULES.append("keras_resnet.training.fused_batch_norm")
 

@@ -1,0 +1,288 @@
+"""`python -m keras_resnet.reproduce VARIANT`: a variant's paper result, over seeds, as one row.
+
+Trains the variant with its paper's full recipe once per seed (`train.py --seeds`, with a
+held-out validation split), then evaluates each seed's final weights on the whole test set:
+plain, with flip test-time augmentation, and as the int8 TFLite model calibrated on
+training images. The row (mean +- std over the seeds, parameters, epochs, time, speed,
+machine, data, date, command) goes into `benchmarks/results/reproduction.json` and the
+table beside it, `reproduction.md`, which README leads with.
+
+Run it again after an interruption (kill -9, a session's end): it resumes the unfinished
+seed from its last epoch, skips finished seeds, reuses int8 exports already made, and only
+then writes the row.
+"""
+
+import contextlib
+import datetime
+import fcntl
+import json
+import os
+import sys
+
+from keras_resnet import cli, run_folder
+
+DEFAULT_RESULTS = os.path.join("benchmarks", "results", "reproduction.json")
+# airbench94 lost 3.3 points on the JPEG copy against the original CIFAR-10 (issue 21).
+JPEG_PENALTY_POINTS = 3.0
+INT8 = "tflite-int8"
+# Flags that change how or how long the recipe runs; any given is recorded in the row.
+TRAINING_FLAGS = ("epochs", "batch_size", "precision", "jit", "steps_per_execution", "strategy")
+
+
+def build_parser():
+    from keras_resnet import variants
+    from keras_resnet.training import TrainConfig
+    from keras_resnet.training.repeats import parse_seeds
+
+    parser = cli.ArgumentParser(
+        prog="python -m keras_resnet.reproduce",
+        description="Train a variant with its paper's recipe over seeds; write its results row.")
+    parser.add_argument("variant", choices=list(variants.VARIANTS), metavar="VARIANT",
+                        help=f"one of {', '.join(variants.VARIANTS)}")
+    parser.add_argument("--seeds", type=cli.argument_type(parse_seeds), default=(0, 1, 2),
+                        help="comma-separated seeds (default 0,1,2)")
+    parser.add_argument("--data-dir", default=None,
+                        help="local copy of CIFAR-10 (default: tensorflow-datasets' download)")
+    parser.add_argument("--output", default=None,
+                        help="the repeated run's folder (default runs/reproduce/VARIANT)")
+    parser.add_argument("--results", default=DEFAULT_RESULTS,
+                        help=f"rows file, with its .md beside it (default {DEFAULT_RESULTS})")
+    parser.add_argument("--no-int8", action="store_true",
+                        help="skip the int8 export (a machine without TensorFlow); run the "
+                             "command again where TensorFlow is to add it")
+    recipe = parser.add_argument_group(
+        "recipe changes (each one given is recorded in the row as a deviation)")
+    cli.add_config_arguments(recipe, TrainConfig, TRAINING_FLAGS)
+    return parser
+
+
+def training_arguments(args, output):
+    """The `train.py` arguments that train (or resume) the seeds of this reproduction."""
+    from keras_resnet.training import TrainConfig
+
+    argv = ["--variant", args.variant, "--seeds", ",".join(map(str, args.seeds)),
+            "--output", output]
+    if args.data_dir is not None:
+        argv += ["--data-dir", args.data_dir]
+    for name, value in cli.config_overrides(args, TrainConfig).items():
+        argv += [f"--{name.replace('_', '-')}", str(value)]
+    if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
+        argv.append("--resume")
+    return argv
+
+
+def evaluate_seed(folder, data, int8=True):
+    """Test accuracy of one finished seed: plain, flip TTA and int8 (exported once).
+
+    Returns:
+        dict with `test_accuracy`, `tta_test_accuracy`, `train_seconds`, `epochs` and,
+        with `int8`, `int8_test_accuracy` and `int8_bytes`.
+    """
+    from keras_resnet.export.runtime import load_keras_model
+    from keras_resnet.training.evaluate import predict_probabilities
+
+    model_path, run_config = run_folder.read_finished_run(folder)
+    metrics = run_folder.read_metrics(folder)
+    model = load_keras_model(model_path)
+    flipped = predict_probabilities(model, data.x_test, flip=True).argmax(-1)
+    row = {"test_accuracy": metrics["test_accuracy"],
+           "tta_test_accuracy": float((flipped == data.y_test).mean()),
+           "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs_completed"],
+           "device": metrics.get("device"), "backend": metrics.get("backend"),
+           "precision": metrics.get("precision")}
+    if int8:
+        entry = _int8_entry(model, folder, run_config, data)
+        row.update(int8_test_accuracy=entry["accuracy"], int8_bytes=entry["bytes"])
+    return row
+
+
+def _int8_entry(model, folder, run_config, data):
+    export_dir = os.path.join(folder, "export")
+    report_path = os.path.join(export_dir, "report.json")
+    if os.path.isfile(report_path):
+        with open(report_path) as handle:
+            report = json.load(handle)
+        entry = (report.get("formats") or {}).get(INT8) or {}
+        if entry.get("accuracy") is not None and report.get("test_samples") == len(data.y_test):
+            return entry  # made by an earlier, interrupted reproduction
+    from keras_resnet.export.exporter import export_model
+
+    report = export_model(model, export_dir, (INT8,), calibration_images=data.x_train,
+                          test_images=data.x_test, test_labels=data.y_test,
+                          class_names=list(data.class_names), source_config=run_config,
+                          latency_runs=0)
+    return report["formats"][INT8]
+
+
+def data_label(data_dir):
+    """Names the data a row was measured on; the JPEG copy is never mixed with the original.
+
+    Example:
+
+    >>> data_label("data/cifar10-jpeg")
+    'JPEG copy (cifar10-jpeg)'
+    >>> data_label(None)
+    'original (tensorflow-datasets)'
+    """
+    if data_dir is None:
+        return "original (tensorflow-datasets)"
+    name = os.path.basename(os.path.normpath(data_dir))
+    if name.startswith("cifar-10"):
+        return f"original ({name})"
+    return f"JPEG copy ({name})" if "jpeg" in name.lower() else f"image folder ({name})"
+
+
+def build_row(variant, args, seeds, per_seed, images_per_epoch, command):
+    """One results row from the seeds' evaluations (`evaluate_seed`)."""
+    from keras_resnet import variants
+    from keras_resnet.stats import describe
+    from keras_resnet.training import TrainConfig
+    from keras_resnet.training.runtime import machine_info
+
+    record = variants.VARIANTS[variant]
+
+    def spread(name):
+        values = [row[name] for row in per_seed if row.get(name) is not None]
+        if len(values) != len(per_seed):
+            return None
+        return {**describe(values), "values": values}
+
+    train_seconds = spread("train_seconds")
+    epochs = per_seed[0]["epochs"]
+    return {
+        "variant": variant, "paper": record.paper, "paper_accuracy": record.paper_accuracy,
+        "seeds": list(seeds), "test_accuracy": spread("test_accuracy"),
+        "tta_test_accuracy": spread("tta_test_accuracy"),
+        "int8_test_accuracy": spread("int8_test_accuracy"),
+        "int8_bytes": per_seed[0].get("int8_bytes"),
+        "trainable_params": record.trainable_params, "epochs": epochs,
+        "recipe_epochs": record.recipe.epochs,
+        "deviations": cli.config_overrides(args, TrainConfig),
+        "train_seconds_per_seed": train_seconds,
+        "images_per_second": epochs * images_per_epoch / train_seconds["mean"],
+        "trained_on": {key: per_seed[0][key] for key in ("device", "backend", "precision")},
+        "machine": machine_info(), "data": data_label(args.data_dir),
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "command": command,
+    }
+
+
+@contextlib.contextmanager
+def _locked_folder(folder):
+    # Two reproductions finishing together must not drop each other's row: the folder's
+    # own lock, taken by flock so that no lock file is left behind.
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def read_results(path):
+    """A results file's rows and pending notes by variant (empty when it does not exist).
+
+    Raises:
+        ValueError: if `path` is not a results file this command wrote.
+    """
+    if not os.path.exists(path):
+        return {"rows": {}, "pending": {}}
+    try:
+        with open(path) as handle:
+            payload = json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as JSON ({error}). "
+                         f"Received: results={path!r}") from None
+    if not isinstance(payload, dict) or not all(
+            isinstance(payload.get(key, {}), dict) for key in ("rows", "pending")):
+        raise ValueError(f"{path} is not a reproduction results file (an object with `rows` "
+                         f"and `pending`). Received: results={path!r}")
+    return {"rows": payload.get("rows", {}), "pending": payload.get("pending", {})}
+
+
+def update_results(path, row=None, pending=None):
+    """Adds a variant's row (or a note on why it has none yet) and rewrites the `.md` beside.
+
+    Args:
+        path: str. The results JSON file.
+        row: dict or None. A row of `build_row`; it replaces the variant's pending note.
+        pending: `(variant, text)` or None. Shown in the table until the row arrives.
+    """
+    from keras_resnet.files import write_json, write_text
+    from keras_resnet.results_table import results_markdown
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with _locked_folder(folder):
+        results = read_results(path)
+        if row is not None:
+            results["rows"][row["variant"]] = row
+            results["pending"].pop(row["variant"], None)
+        if pending is not None:
+            results["pending"][pending[0]] = pending[1]
+        write_json(path, results)
+        write_text(os.path.splitext(path)[0] + ".md",
+                   results_markdown(results["rows"], results["pending"]))
+
+
+def _train(args, output, command):
+    from keras_resnet.training import __main__ as training_command
+
+    def mark_unfinished():
+        # Only a run that really started is named in the table; a start refused for bad
+        # input leaves the results as they were.
+        if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
+            update_results(args.results, pending=(args.variant, (
+                f"not finished yet: {getattr(args, 'epochs', None) or 'all'} epochs x {len(args.seeds)} seeds "
+                f"under way since {datetime.date.today()}; `{command}` resumes it")))
+
+    mark_unfinished()
+    code = None
+    try:
+        code = training_command.main(training_arguments(args, output))
+        return code
+    finally:
+        if code != 0:
+            mark_unfinished()
+
+
+def main(argv=None):
+    from keras_resnet.training import repeats
+
+    args = build_parser().parse_args(argv)
+    output = args.output or os.path.join("runs", "reproduce", args.variant)
+    read_results(args.results)  # a foreign results file is refused before hours of training
+    command = "python -m keras_resnet.reproduce " + " ".join(
+        sys.argv[1:] if argv is None else argv)
+    code = _train(args, output, command)
+    if code:
+        return code
+    from keras_resnet.data import load_data
+
+    per_seed = []
+    with run_folder.hold(output, resume=True):
+        _, config = run_folder.read_finished_run(repeats.seed_dir(output, args.seeds[0]))
+        data = load_data(**run_folder.data_arguments(config, args.data_dir))
+        for seed in args.seeds:
+            per_seed.append(evaluate_seed(repeats.seed_dir(output, seed), data,
+                                          int8=not args.no_int8))
+    from keras_resnet.training import step, TrainConfig
+
+    train_config = TrainConfig.from_dict(config["train"])
+    images_per_epoch = (step.steps_per_epoch(train_config, len(data.x_train))
+                        * train_config.batch_size)
+    row = build_row(args.variant, args, args.seeds, per_seed, images_per_epoch, command)
+    update_results(args.results, row=row)
+    from keras_resnet.results_table import results_markdown
+
+    print(results_markdown({args.variant: row}, only_rows=True))
+    cli.print_json_line({key: row[key] for key in (
+        "variant", "test_accuracy", "tta_test_accuracy", "int8_test_accuracy", "epochs")})
+    return 0
+
+
+if __name__ == "__main__":
+    from keras_resnet.quiet import import_keras
+
+    import_keras()
+    sys.exit(cli.run_main(main))

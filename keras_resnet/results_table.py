@@ -1,0 +1,109 @@
+"""The reproduction table README leads with, made from `benchmarks/results/reproduction.json`.
+
+One row per registered variant, in the registry's order: a reproduced variant shows what
+its seeds reached; the others say why they have no number yet, never a guess. Below the
+table, each row's gap to its paper (less the JPEG copy's penalty where it applies), its
+command, machine and any change from the recipe.
+"""
+
+from keras_resnet import variants
+
+NOT_RUN = "not run yet: needs a GPU"
+HEADER = ("| variant | paper | paper's accuracy | test accuracy, mean +- std (seeds) | "
+          "flip TTA | int8 | params | epochs | train time a seed | images/s | trained on | "
+          "data | date |")
+
+
+def _percent(spread):
+    if spread is None:
+        return "-"
+    if spread["n"] == 1:
+        return f"{100 * spread['mean']:.2f}% (1)"
+    return f"{100 * spread['mean']:.2f} +- {100 * spread['std']:.2f}% ({spread['n']})"
+
+
+def _duration(seconds):
+    hours, rest = divmod(round(seconds), 3600)
+    return f"{hours} h {rest // 60:02d} min" if hours else f"{rest // 60} min {rest % 60:02d} s"
+
+
+def paper_points(text):
+    """The paper's accuracy in percent points, read from the registry's text.
+
+    Example:
+
+    >>> paper_points("88.3%"), paper_points("85% (quality target)")
+    (88.3, 85.0)
+    """
+    return float(text.split("%")[0].lstrip("~").split("-")[-1])
+
+
+def _row(name, row):
+    record = variants.VARIANTS[name]
+    epochs = f"{row['epochs']}" + ("" if row["epochs"] == row["recipe_epochs"]
+                                   else f" of {row['recipe_epochs']} (partial)")
+    trained = row["trained_on"]
+    return (f"| {name} | {record.paper} | {record.paper_accuracy} | "
+            f"{_percent(row['test_accuracy'])} | {_percent(row['tta_test_accuracy'])} | "
+            f"{_percent(row['int8_test_accuracy'])} | {row['trainable_params']:,} | {epochs} | "
+            f"{_duration(row['train_seconds_per_seed']['mean'])} | "
+            f"{row['images_per_second']:,.0f} | {trained['device']}, {trained['backend']}, "
+            f"{trained['precision']} | {row['data']} | {row['date'][:10]} |")
+
+
+def _pending_row(name, reason):
+    record = variants.VARIANTS[name]
+    return (f"| {name} | {record.paper} | {record.paper_accuracy} | {reason} | | | "
+            f"{record.trainable_params:,} | {record.recipe.epochs} (recipe) | | | | | |")
+
+
+def gap_note(row, penalty):
+    """How a row compares with its paper on the same footing (points; JPEG copy adjusted)."""
+    paper = paper_points(row["paper_accuracy"])
+    target = paper - penalty if row["data"].startswith("JPEG copy") else paper
+    mean, std = 100 * row["test_accuracy"]["mean"], 100 * row["test_accuracy"]["std"]
+    footing = f"paper {paper:g}% less {penalty:g} for the JPEG copy" if target != paper \
+        else f"paper {paper:g}%"
+    verdict = ("beyond 2 std" if mean < target - 2 * std else "within 2 std") \
+        if row["test_accuracy"]["n"] > 1 else "one seed"
+    return f"{mean:.2f}% against {target:.2f}% ({footing}): {mean - target:+.2f} points, {verdict}"
+
+
+def results_markdown(rows, pending=None, only_rows=False):
+    """README's reproduction table: every registered variant, run or not.
+
+    Args:
+        rows: dict of variant name to a row of `reproduce.build_row`.
+        pending: dict of variant name to why it has no row (default: needs a GPU).
+        only_rows: bool. The given rows only, without the notes. Defaults to `False`.
+
+    Returns:
+        str, Markdown.
+
+    Example:
+
+    >>> print(results_markdown({}).splitlines()[2])
+    | resnet18 | baseline of 000, 001, 002 | ~89-95% | not run yet: needs a GPU | ...
+    """
+    from keras_resnet.reproduce import JPEG_PENALTY_POINTS
+
+    pending = pending or {}
+    names = list(rows) if only_rows else list(variants.VARIANTS)
+    lines = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
+    for name in names:
+        lines.append(_row(name, rows[name]) if name in rows
+                     else _pending_row(name, pending.get(name, NOT_RUN)))
+    if only_rows:
+        return "\n".join(lines) + "\n"
+    notes = []
+    for name in names:
+        if name not in rows:
+            continue
+        row = rows[name]
+        deviations = ", ".join(f"{k}={v}" for k, v in row["deviations"].items()) or "none"
+        notes.append(f"- `{name}`: {gap_note(row, JPEG_PENALTY_POINTS)}. Seeds "
+                     f"{', '.join(map(str, row['seeds']))}; changes from the recipe: "
+                     f"{deviations}; int8 file {row['int8_bytes'] or 0:,} bytes; machine: "
+                     f"{row['machine']['cpu']} ({row['machine']['cores']} cores); "
+                     f"`{row['command']}`.")
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n"

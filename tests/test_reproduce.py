@@ -1,0 +1,95 @@
+"""`python -m keras_resnet.reproduce`: seeds trained, evaluated (TTA, int8), one row, resumed."""
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+from keras_resnet import reproduce
+from keras_resnet.cli import run_main
+from keras_resnet.results_table import results_markdown
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from test_train_run import make_image_folder  # noqa: E402
+
+# The recipe shortened to one epoch of a batch that fits the made-up data: a deviation the
+# row must record.
+QUICK = ["--epochs", "1", "--batch-size", "16", "--precision", "float32", "--jit", "off"]
+
+
+@pytest.fixture(scope="module")
+def reproduced(tmp_path_factory):
+    root = tmp_path_factory.mktemp("reproduce")
+    images = make_image_folder(root / "cifar10-jpeg")
+    argv = ["tiny", "--seeds", "0,1", "--data-dir", images, "--output", str(root / "run"),
+            "--results", str(root / "results" / "reproduction.json"), *QUICK]
+    assert run_main(reproduce.main, argv) == 0
+    return root, argv
+
+
+def test_row_holds_every_seed_evaluated_three_ways(reproduced):
+    root, _ = reproduced
+    row = reproduce.read_results(str(root / "results" / "reproduction.json"))["rows"]["tiny"]
+    for name in ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy"):
+        assert row[name]["n"] == 2 and len(row[name]["values"]) == 2
+        assert all(0 <= value <= 1 for value in row[name]["values"])
+    assert row["epochs"] == 1 and row["recipe_epochs"] == 50
+    assert row["deviations"] == {"epochs": 1, "batch_size": 16, "precision": "float32",
+                                 "jit": "off"}
+    assert row["data"] == "JPEG copy (cifar10-jpeg)" and row["int8_bytes"] > 0
+    assert row["train_seconds_per_seed"]["n"] == 2 and row["images_per_second"] > 0
+    # The float accuracy is the seed's own final evaluation, not a new one.
+    seed_metrics = json.load(open(root / "run" / "seed-1" / "metrics.json"))
+    assert row["test_accuracy"]["values"][1] == seed_metrics["test_accuracy"]
+
+
+def test_markdown_has_every_variant_and_says_why_one_has_no_number(reproduced):
+    root, _ = reproduced
+    table = (root / "results" / "reproduction.md").read_text()
+    assert "| tiny | 003 | 88.3% |" in table and "1 of 50 (partial)" in table
+    assert "| efficient | 002 | 96.04% | not run yet: needs a GPU |" in table
+    assert "changes from the recipe: epochs=1, batch_size=16" in table
+
+
+def test_a_second_run_resumes_skips_finished_seeds_and_reuses_the_int8_export(
+        reproduced, capsys):
+    root, argv = reproduced
+    report = root / "run" / "seed-0" / "export" / "report.json"
+    model = root / "run" / "seed-0" / "model.keras"
+    stamps = report.stat().st_mtime_ns, model.stat().st_mtime_ns
+    assert run_main(reproduce.main, argv) == 0
+    out = capsys.readouterr().out
+    assert "seed 0 (1/2): done, skipped" in out and "seed 1 (2/2): done, skipped" in out
+    assert (report.stat().st_mtime_ns, model.stat().st_mtime_ns) == stamps
+
+
+def test_an_unfinished_run_is_named_in_the_table_until_its_row_arrives(tmp_path):
+    results = str(tmp_path / "reproduction.json")
+    reproduce.update_results(results, pending=("tiny", "not finished yet: resume it"))
+    assert "| tiny | 003 | 88.3% | not finished yet: resume it |" in open(
+        tmp_path / "reproduction.md").read()
+
+
+@pytest.mark.parametrize("content", ["[1, 2]", "{\"rows\": []}", "not json"])
+def test_a_foreign_results_file_is_refused_before_training(content, tmp_path, capsys):
+    results = tmp_path / "reproduction.json"
+    results.write_text(content)
+    code = run_main(reproduce.main, ["tiny", "--output", str(tmp_path / "run"),
+                                     "--results", str(results)])
+    error = capsys.readouterr().err
+    assert code == 2 and len(error.strip().splitlines()) == 1 and str(results) in error
+    assert not (tmp_path / "run").exists() and results.read_text() == content
+
+
+def test_readme_leads_with_the_committed_results_table():
+    # README's table is generated: `python -c "from keras_resnet.reproduce import
+    # read_results; from keras_resnet.results_table import results_markdown;
+    # print(results_markdown(**read_results('benchmarks/results/reproduction.json')))"`.
+    results = reproduce.read_results(str(ROOT / reproduce.DEFAULT_RESULTS))
+    table = results_markdown(results["rows"], results["pending"])
+    readme = (ROOT / "README.md").read_text()
+    assert table in readme
+    assert readme.index(table) < readme.index("## What it is")
