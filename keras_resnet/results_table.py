@@ -103,7 +103,8 @@ def results_markdown(rows, pending=None, only_rows=False):
         deviations = ", ".join(f"{k}={v}" for k, v in row["deviations"].items()) or "none"
         notes.append(f"- `{name}`: {gap_note(row, JPEG_PENALTY_POINTS)}. Seeds "
                      f"{', '.join(map(str, row['seeds']))}; changes from the recipe: "
-                     f"{deviations}; int8 file {row['int8_bytes'] or 0:,} bytes; machine: "
-                     f"{row['machine']['cpu']} ({row['machine']['cores']} cores); "
+                     f"{deviations}; int8 file {row['int8_bytes'] or 0:,} bytes; trained on "
+                     f"{row['trained_on']['device']}, evaluated on {row['machine']['cpu']} "
+                     f"({row['machine']['cores']} cores); "
                      f"`{row['command']}`.")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"

@@ -21,7 +21,12 @@ def device_description():
     """Returns a short description of the training device, e.g. `"cpu x2 (AMX-BF16)"`."""
     kind = accelerator()
     if kind != "cpu":
-        return f"{kind} x{len(keras.distribution.list_devices())}"
+        name = ""
+        if keras.backend.backend() == "jax":  # a results row should say which GPU trained it
+            import jax
+
+            name = f" ({jax.devices()[0].device_kind})"
+        return f"{kind} x{len(keras.distribution.list_devices())}{name}"
     flags = _cpu_flags()
     extra = " (AMX-BF16)" if "amx_bf16" in flags else " (AVX512-BF16)" if "avx512_bf16" in flags else ""
     return f"cpu x{os.cpu_count()}{extra}"
