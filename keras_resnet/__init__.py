@@ -15,6 +15,7 @@ _EXPORTS = {
     "VARIANTS": "keras_resnet.variants",
     "Variant": "keras_resnet.variants",
     "get_variant": "keras_resnet.variants",
+    "load_pretrained": "keras_resnet.pretrained",
     "register_variant": "keras_resnet.variants",
 }
 __all__ = sorted(_EXPORTS)

@@ -141,7 +141,8 @@ def build_parser():
     parser = cli.ArgumentParser(
         prog="python -m keras_resnet.predict",
         description="Print the top classes of images under an exported model.")
-    parser.add_argument("model", help=".keras file, SavedModel folder or .tflite file")
+    parser.add_argument("model", help=".keras file, SavedModel folder or .tflite file, or a "
+                                      "shipped model: NAME (float) or NAME:int8")
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
     parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
     parser.add_argument(runtime.SAVED_MODEL_FLAG, action="store_true",
@@ -154,7 +155,10 @@ def build_parser():
 
 
 def main(argv=None):
+    from keras_resnet.pretrained import resolve_model
+
     args = build_parser().parse_args(argv)
+    args.model = resolve_model(args.model)
     # Every check that needs no TensorFlow comes first, so bad input fails in milliseconds.
     if runtime.check_model_path(args.model) == "saved_model" and not args.trust_saved_model:
         runtime.load_predictor(args.model)  # refuses it, naming the flag

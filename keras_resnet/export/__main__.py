@@ -18,7 +18,11 @@ def build_parser():
     parser = cli.ArgumentParser(
         prog="python -m keras_resnet.export",
         description="Export a trained run to SavedModel and TFLite, and evaluate each format.")
-    parser.add_argument("run_dir", help="training run folder with model.keras and config.json")
+    parser.add_argument("run_dir", help="training run folder with model.keras and config.json, "
+                                        "or a shipped model's name (python -m "
+                                        "keras_resnet.pretrained lists them)")
+    parser.add_argument("--output", default=None,
+                        help="export folder (default RUN_DIR/export; needed for a shipped model)")
     parser.add_argument("--formats", default=DEFAULT_FORMATS,
                         help=f"comma-separated, among {','.join(convert.FORMATS)} "
                              f"(default {DEFAULT_FORMATS}); keras is always evaluated")
@@ -62,26 +66,36 @@ def main(argv=None):
         if value < minimum:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least {minimum}. "
                              f"Received: {flag}={value}")
+    from keras_resnet import pretrained
+
+    shipped = not os.path.exists(args.run_dir) and args.run_dir in pretrained.shipped_names()
+    if shipped:
+        args.run_dir = pretrained.pretrained_folder(args.run_dir)
+        if args.output is None:
+            raise ValueError("A shipped model is exported into a folder of yours: pass "
+                             "--output DIR. Received: output=None")
+    output = args.output or os.path.join(args.run_dir, "export")
     model_path, run_config = run_folder.read_finished_run(args.run_dir)
     from keras_resnet.export.exporter import export_names
     from keras_resnet.export.manifest import check_export_folder
 
-    check_export_folder(os.path.join(args.run_dir, "export"), export_names(formats))
+    check_export_folder(output, export_names(formats))
     data_config = run_config.get("data") or {}
     data_dir = args.data_dir or data_config.get("data_dir")
     if data_dir is not None and not os.path.isdir(data_dir):
         raise ValueError(f"The data folder does not exist. Received: data_dir={data_dir!r}")
 
     # Training or another export writing this run at the same time would mix two runs.
-    took = lock.acquire_lock(args.run_dir)
+    # A shipped model's folder is read-only package data: its export writes only --output.
+    took = not shipped and lock.acquire_lock(args.run_dir)
     try:
-        return _export(args, formats, model_path, run_config, data_config, data_dir)
+        return _export(args, formats, model_path, run_config, data_config, data_dir, output)
     finally:
         if took:
             lock.release_lock(args.run_dir)
 
 
-def _export(args, formats, model_path, run_config, data_config, data_dir):
+def _export(args, formats, model_path, run_config, data_config, data_dir, output):
     from keras_resnet.quiet import import_keras
 
     import_keras()
@@ -101,12 +115,12 @@ def _export(args, formats, model_path, run_config, data_config, data_dir):
                    else data_config.get("class_names"))
     model = load_keras_model(model_path)
     report = export_model(
-        model, os.path.join(args.run_dir, "export"), formats,
+        model, output, formats,
         calibration_images=None if splits is None else splits.x_train,
         test_images=test_images, test_labels=test_labels, class_names=class_names,
         source_config=run_config or None, calibration_samples=args.calibration_samples,
         latency_runs=args.latency_runs if not args.skip_eval else 0)
-    with open(os.path.join(args.run_dir, "export", "report.md")) as file:
+    with open(os.path.join(output, "report.md")) as file:
         print(file.read())
     cli.print_json_line(report)
     return 0
