@@ -1,4 +1,6 @@
-"""Atomic file writes: a kill at any moment leaves the old file or the new one, never half.
+"""Atomic file writes, and JSON read back with one message for any failure.
+
+A kill at any moment leaves the old file or the new one, never half.
 
 Every file the project writes into a run folder, an export or a search goes through here:
 the content goes to a temporary file beside the target (the same file system, so the
@@ -63,3 +65,34 @@ def write_json(path, payload, indent=2):
     {'accuracy': 0.9, 'epochs': 3}
     """
     write_text(path, json.dumps(payload, indent=indent, sort_keys=True, default=str) + "\n")
+
+
+def read_json(path, what):
+    """Reads a JSON file; any failure to read or parse it is one `ValueError`.
+
+    Args:
+        path: str. The file.
+        what: str. The argument or file kind the message names, e.g. `"results"`.
+
+    Returns:
+        The parsed value (its shape is the caller's to check).
+
+    Raises:
+        ValueError: `"<path> cannot be read as JSON (<reason>). Received: <what>=<path>"`.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "broken.json")
+    >>> write_text(path, "{")
+    >>> read_json(path, "results")
+    Traceback (most recent call last):
+    ...
+    ValueError: ...broken.json cannot be read as JSON (...). Received: results=...
+    """
+    try:
+        with open(path) as handle:
+            return json.load(handle)
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path} cannot be read as JSON ({error}). "
+                         f"Received: {what}={path!r}") from None

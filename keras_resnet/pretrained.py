@@ -18,7 +18,6 @@ A user's own runs live elsewhere (`runs/` by default), never among these.
 
 import hashlib
 import importlib.resources
-import json
 import os
 import sys
 
@@ -75,13 +74,10 @@ def check_integrity(folder):
         ValueError: in one line, naming the first file that is missing, changed, a link,
             or a checksum file that cannot be read.
     """
+    from keras_resnet.files import read_json
+
     path = os.path.join(folder, CHECKSUMS)
-    try:
-        with open(path) as handle:
-            expected = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"The shipped model's checksums cannot be read ({error}). "
-                         f"Received: checksums={path!r}") from None
+    expected = read_json(path, "checksums")
     if not isinstance(expected, dict) or not expected:
         raise ValueError(f"{path} must map each file to its SHA-256. Received: {expected!r}"[:300])
     for relative, digest in sorted(expected.items()):
@@ -161,8 +157,9 @@ def load_pretrained(name, root=None):
 
 def read_card(name, root=None):
     """A shipped model's `card.json`: accuracy, sizes, recipe and where it came from."""
-    with open(os.path.join(root or shipped_root(), name, CARD)) as handle:
-        return json.load(handle)
+    from keras_resnet.files import read_json
+
+    return read_json(os.path.join(root or shipped_root(), name, CARD), "card")
 
 
 def listing(root=None):

@@ -15,7 +15,6 @@ then writes the row.
 import contextlib
 import datetime
 import fcntl
-import json
 import os
 import sys
 
@@ -97,11 +96,12 @@ def evaluate_seed(folder, data, int8=True):
 
 
 def _int8_entry(model, folder, run_config, data):
+    from keras_resnet.files import read_json
+
     export_dir = os.path.join(folder, "export")
     report_path = os.path.join(export_dir, "report.json")
     if os.path.isfile(report_path):
-        with open(report_path) as handle:
-            report = json.load(handle)
+        report = read_json(report_path, "report")
         entry = (report.get("formats") or {}).get(INT8) or {}
         if entry.get("accuracy") is not None and report.get("test_samples") == len(data.y_test):
             return entry  # made by an earlier, interrupted reproduction
@@ -187,12 +187,9 @@ def read_results(path):
     """
     if not os.path.exists(path):
         return {"rows": {}, "pending": {}}
-    try:
-        with open(path) as handle:
-            payload = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} cannot be read as JSON ({error}). "
-                         f"Received: results={path!r}") from None
+    from keras_resnet.files import read_json
+
+    payload = read_json(path, "results")
     if not isinstance(payload, dict) or not all(
             isinstance(payload.get(key, {}), dict) for key in ("rows", "pending")):
         raise ValueError(f"{path} is not a reproduction results file (an object with `rows` "

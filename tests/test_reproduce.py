@@ -1,7 +1,6 @@
 """`python -m keras_resnet.reproduce`: seeds trained, evaluated (TTA, int8), one row, resumed."""
 
 import json
-import os
 import sys
 from pathlib import Path
 
