@@ -24,8 +24,6 @@ DEFAULT_RESULTS = os.path.join("benchmarks", "results", "reproduction.json")
 # airbench94 lost 3.3 points on the JPEG copy against the original CIFAR-10 (issue 21).
 JPEG_PENALTY_POINTS = 3.0
 INT8 = "tflite-int8"
-# Flags that change how or how long the recipe runs; any given is recorded in the row.
-TRAINING_FLAGS = ("epochs", "batch_size", "precision", "jit", "steps_per_execution", "strategy")
 
 
 def build_parser():
@@ -42,40 +40,62 @@ def build_parser():
                         help="comma-separated seeds (default 0,1,2)")
     parser.add_argument("--data-dir", default=None,
                         help="local copy of CIFAR-10 (default: tensorflow-datasets' download)")
+    parser.add_argument("--name", default=None,
+                        help="the row's name (default VARIANT): another recipe of a variant "
+                             "gets a row of its own")
     parser.add_argument("--output", default=None,
-                        help="the repeated run's folder (default runs/reproduce/VARIANT)")
+                        help="the repeated run's folder (default runs/reproduce/NAME)")
     parser.add_argument("--results", default=DEFAULT_RESULTS,
-                        help=f"rows file, with its .md beside it (default {DEFAULT_RESULTS})")
+                        help=f"rows file, with its .md beside it (default {DEFAULT_RESULTS}; "
+                             "a file named reproduction.json lists every variant)")
     parser.add_argument("--no-int8", action="store_true",
                         help="skip the int8 export (a machine without TensorFlow); run the "
                              "command again where TensorFlow is to add it")
+    parser.add_argument("--tflm", action="store_true",
+                        help="also run the int8 model under TensorFlow Lite Micro: its "
+                             "accuracy and arena bytes")
     recipe = parser.add_argument_group(
         "recipe changes (each one given is recorded in the row as a deviation)")
-    cli.add_config_arguments(recipe, TrainConfig, TRAINING_FLAGS)
+    recipe.add_argument("--recipe", default=None, help="paper (default) or fast")
+    cli.add_config_arguments(recipe, TrainConfig)
     return parser
+
+
+def deviations(args):
+    """The recipe changes given on the command line, as the row records them."""
+    from keras_resnet.training import TrainConfig
+
+    changes = cli.config_overrides(args, TrainConfig)
+    return {"recipe": args.recipe, **changes} if args.recipe else changes
 
 
 def training_arguments(args, output):
     """The `train.py` arguments that train (or resume) the seeds of this reproduction."""
-    from keras_resnet.training import TrainConfig
-
     argv = ["--variant", args.variant, "--seeds", ",".join(map(str, args.seeds)),
             "--output", output]
     if args.data_dir is not None:
         argv += ["--data-dir", args.data_dir]
-    for name, value in cli.config_overrides(args, TrainConfig).items():
-        argv += [f"--{name.replace('_', '-')}", str(value)]
-    if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
-        argv.append("--resume")
-    return argv
+    resume = os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE))
+    for name, value in deviations(args).items():
+        flag = "--" + name.replace("_", "-")
+        if name == "recipe" and resume:
+            continue  # config.json holds the recipe the run started with
+        if isinstance(value, bool):
+            argv.append(flag if value else f"--no-{flag[2:]}")
+        elif isinstance(value, (tuple, list)):
+            argv += [flag, ",".join(map(str, value)) or "none"]
+        else:
+            argv += [flag, "none" if value is None else str(value)]
+    return argv + (["--resume"] if resume else [])
 
 
-def evaluate_seed(folder, data, int8=True):
+def evaluate_seed(folder, data, int8=True, tflm=False):
     """Test accuracy of one finished seed: plain, flip TTA and int8 (exported once).
 
     Returns:
-        dict with `test_accuracy`, `tta_test_accuracy`, `train_seconds`, `epochs` and,
-        with `int8`, `int8_test_accuracy` and `int8_bytes`.
+        dict with `test_accuracy`, `tta_test_accuracy`, `train_seconds`, `epochs`; with
+        `int8`, `int8_test_accuracy` and `int8_bytes`; with `tflm`, `tflm_test_accuracy`
+        and `arena_bytes`.
     """
     from keras_resnet.export.runtime import load_keras_model
     from keras_resnet.training.evaluate import predict_probabilities
@@ -89,29 +109,34 @@ def evaluate_seed(folder, data, int8=True):
            "train_seconds": metrics["train_seconds"], "epochs": metrics["epochs_completed"],
            "device": metrics.get("device"), "backend": metrics.get("backend"),
            "precision": metrics.get("precision")}
-    if int8:
-        entry = _int8_entry(model, folder, run_config, data)
-        row.update(int8_test_accuracy=entry["accuracy"], int8_bytes=entry["bytes"])
+    if int8 or tflm:
+        formats = _exported_formats(model, folder, run_config, data,
+                                    (INT8, "tflm") if tflm else (INT8,))
+        row.update(int8_test_accuracy=formats[INT8]["accuracy"],
+                   int8_bytes=formats[INT8]["bytes"])
+        if tflm:
+            row.update(tflm_test_accuracy=formats["tflm"]["accuracy"],
+                       arena_bytes=formats["tflm"]["arena_bytes"])
     return row
 
 
-def _int8_entry(model, folder, run_config, data):
+def _exported_formats(model, folder, run_config, data, formats):
     from keras_resnet.files import read_json
 
     export_dir = os.path.join(folder, "export")
     report_path = os.path.join(export_dir, "report.json")
     if os.path.isfile(report_path):
         report = read_json(report_path, "report")
-        entry = (report.get("formats") or {}).get(INT8) or {}
-        if entry.get("accuracy") is not None and report.get("test_samples") == len(data.y_test):
-            return entry  # made by an earlier, interrupted reproduction
+        rows = report.get("formats") or {}
+        if report.get("test_samples") == len(data.y_test) and all(
+                (rows.get(fmt) or {}).get("accuracy") is not None for fmt in formats):
+            return rows  # made by an earlier, interrupted reproduction
     from keras_resnet.export.exporter import export_model
 
-    report = export_model(model, export_dir, (INT8,), calibration_images=data.x_train,
-                          test_images=data.x_test, test_labels=data.y_test,
-                          class_names=list(data.class_names), source_config=run_config,
-                          latency_runs=0)
-    return report["formats"][INT8]
+    return export_model(model, export_dir, formats, calibration_images=data.x_train,
+                        test_images=data.x_test, test_labels=data.y_test,
+                        class_names=list(data.class_names), source_config=run_config,
+                        latency_runs=0)["formats"]
 
 
 def data_label(data_dir):
@@ -132,11 +157,10 @@ def data_label(data_dir):
     return f"JPEG copy ({name})" if "jpeg" in name.lower() else f"image folder ({name})"
 
 
-def build_row(variant, args, seeds, per_seed, images_per_epoch, command):
+def build_row(name, variant, args, seeds, per_seed, images_per_epoch, command):
     """One results row from the seeds' evaluations (`evaluate_seed`)."""
     from keras_resnet import variants
     from keras_resnet.stats import describe
-    from keras_resnet.training import TrainConfig
     from keras_resnet.training.runtime import machine_info
 
     record = variants.VARIANTS[variant]
@@ -150,14 +174,17 @@ def build_row(variant, args, seeds, per_seed, images_per_epoch, command):
     train_seconds = spread("train_seconds")
     epochs = per_seed[0]["epochs"]
     return {
-        "variant": variant, "paper": record.paper, "paper_accuracy": record.paper_accuracy,
+        "name": name, "variant": variant, "paper": record.paper,
+        "paper_accuracy": record.paper_accuracy,
         "seeds": list(seeds), "test_accuracy": spread("test_accuracy"),
         "tta_test_accuracy": spread("tta_test_accuracy"),
         "int8_test_accuracy": spread("int8_test_accuracy"),
         "int8_bytes": per_seed[0].get("int8_bytes"),
+        "tflm_test_accuracy": spread("tflm_test_accuracy"),
+        "arena_bytes": per_seed[0].get("arena_bytes"),
         "trainable_params": record.trainable_params, "epochs": epochs,
         "recipe_epochs": record.recipe.epochs,
-        "deviations": cli.config_overrides(args, TrainConfig),
+        "deviations": deviations(args),
         "train_seconds_per_seed": train_seconds,
         "images_per_second": epochs * images_per_epoch / train_seconds["mean"],
         "trained_on": {key: per_seed[0][key] for key in ("device", "backend", "precision")},
@@ -213,13 +240,14 @@ def update_results(path, row=None, pending=None):
     with _locked_folder(folder):
         results = read_results(path)
         if row is not None:
-            results["rows"][row["variant"]] = row
-            results["pending"].pop(row["variant"], None)
+            results["rows"][row["name"]] = row
+            results["pending"].pop(row["name"], None)
         if pending is not None:
             results["pending"][pending[0]] = pending[1]
         write_json(path, results)
-        write_text(os.path.splitext(path)[0] + ".md",
-                   results_markdown(results["rows"], results["pending"]))
+        write_text(os.path.splitext(path)[0] + ".md", results_markdown(
+            results["rows"], results["pending"],
+            every_variant=os.path.basename(path) == os.path.basename(DEFAULT_RESULTS)))
 
 
 def _train(args, output, command):
@@ -229,7 +257,7 @@ def _train(args, output, command):
         # Only a run that really started is named in the table; a start refused for bad
         # input leaves the results as they were.
         if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
-            update_results(args.results, pending=(args.variant, (
+            update_results(args.results, pending=(args.name, (
                 f"not finished yet: {getattr(args, 'epochs', None) or 'all'} epochs x {len(args.seeds)} seeds "
                 f"under way since {datetime.date.today()}; `{command}` resumes it")))
 
@@ -247,7 +275,10 @@ def main(argv=None):
     from keras_resnet.training import repeats
 
     args = build_parser().parse_args(argv)
-    output = args.output or os.path.join("runs", "reproduce", args.variant)
+    args.name = args.name or args.variant
+    if not args.name.replace("_", "").replace("-", "").isalnum():
+        raise ValueError(f"A row's name is letters, digits, - and _. Received: name={args.name!r}")
+    output = args.output or os.path.join("runs", "reproduce", args.name)
     read_results(args.results)  # a foreign results file is refused before hours of training
     command = "python -m keras_resnet.reproduce " + " ".join(
         sys.argv[1:] if argv is None else argv)
@@ -262,19 +293,20 @@ def main(argv=None):
         data = load_data(**run_folder.data_arguments(config, args.data_dir))
         for seed in args.seeds:
             per_seed.append(evaluate_seed(repeats.seed_dir(output, seed), data,
-                                          int8=not args.no_int8))
+                                          int8=not args.no_int8, tflm=args.tflm))
     from keras_resnet.training import step, TrainConfig
 
     train_config = TrainConfig.from_dict(config["train"])
     images_per_epoch = (step.steps_per_epoch(train_config, len(data.x_train))
                         * train_config.batch_size)
-    row = build_row(args.variant, args, args.seeds, per_seed, images_per_epoch, command)
+    row = build_row(args.name, args.variant, args, args.seeds, per_seed, images_per_epoch,
+                    command)
     update_results(args.results, row=row)
     from keras_resnet.results_table import results_markdown
 
-    print(results_markdown({args.variant: row}, only_rows=True))
+    print(results_markdown({args.name: row}, only_rows=True))
     cli.print_json_line({key: row[key] for key in (
-        "variant", "test_accuracy", "tta_test_accuracy", "int8_test_accuracy", "epochs")})
+        "name", "variant", "test_accuracy", "tta_test_accuracy", "int8_test_accuracy", "epochs")})
     return 0
 
 

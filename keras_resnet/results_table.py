@@ -9,9 +9,9 @@ command, machine and any change from the recipe.
 from keras_resnet import variants
 
 NOT_RUN = "not run yet: needs a GPU"
-HEADER = ("| variant | paper | paper's accuracy | test accuracy, mean +- std (seeds) | "
-          "flip TTA | int8 | params | epochs | train time a seed | images/s | trained on | "
-          "data | date |")
+HEADER = ("| name | paper | paper's accuracy | test accuracy, mean +- std (seeds) | "
+          "flip TTA | int8 | TFLM (arena bytes) | params | epochs | train time a seed | "
+          "images/s | trained on | data | date |")
 
 
 def _percent(spread):
@@ -39,21 +39,30 @@ def paper_points(text):
 
 
 def _row(name, row):
-    record = variants.VARIANTS[name]
+    record = variants.VARIANTS[row["variant"]]
     epochs = f"{row['epochs']}" + ("" if row["epochs"] == row["recipe_epochs"]
                                    else f" of {row['recipe_epochs']} (partial)")
     trained = row["trained_on"]
     return (f"| {name} | {record.paper} | {record.paper_accuracy} | "
             f"{_percent(row['test_accuracy'])} | {_percent(row['tta_test_accuracy'])} | "
-            f"{_percent(row['int8_test_accuracy'])} | {row['trainable_params']:,} | {epochs} | "
+            f"{_percent(row['int8_test_accuracy'])} | {_tflm(row)} | "
+            f"{row['trainable_params']:,} | {epochs} | "
             f"{_duration(row['train_seconds_per_seed']['mean'])} | "
             f"{row['images_per_second']:,.0f} | {trained['device']}, {trained['backend']}, "
             f"{trained['precision']} | {row['data']} | {row['date'][:10]} |")
 
 
+def _tflm(row):
+    if row.get("tflm_test_accuracy") is None:
+        return "-"
+    return f"{_percent(row['tflm_test_accuracy'])} ({row['arena_bytes']:,})"
+
+
 def _pending_row(name, reason):
-    record = variants.VARIANTS[name]
-    return (f"| {name} | {record.paper} | {record.paper_accuracy} | {reason} | | | "
+    record = variants.VARIANTS.get(name)
+    if record is None:
+        return f"| {name} | | | {reason} | | | | | | | | | | |"
+    return (f"| {name} | {record.paper} | {record.paper_accuracy} | {reason} | | | | "
             f"{record.trainable_params:,} | {record.recipe.epochs} (recipe) | | | | | |")
 
 
@@ -69,13 +78,15 @@ def gap_note(row, penalty):
     return f"{mean:.2f}% against {target:.2f}% ({footing}): {mean - target:+.2f} points, {verdict}"
 
 
-def results_markdown(rows, pending=None, only_rows=False):
+def results_markdown(rows, pending=None, only_rows=False, every_variant=True):
     """README's reproduction table: every registered variant, run or not.
 
     Args:
-        rows: dict of variant name to a row of `reproduce.build_row`.
-        pending: dict of variant name to why it has no row (default: needs a GPU).
+        rows: dict of row name (a variant's, or `--name`) to a row of `reproduce.build_row`.
+        pending: dict of row name to why it has no row (a variant's default: needs a GPU).
         only_rows: bool. The given rows only, without the notes. Defaults to `False`.
+        every_variant: bool. Also a row for each registered variant not run. Defaults to
+            `True`.
 
     Returns:
         str, Markdown.
@@ -88,7 +99,8 @@ def results_markdown(rows, pending=None, only_rows=False):
     from keras_resnet.reproduce import JPEG_PENALTY_POINTS
 
     pending = pending or {}
-    names = list(rows) if only_rows else list(variants.VARIANTS)
+    names = [] if only_rows or not every_variant else list(variants.VARIANTS)
+    names += [name for name in (*rows, *([] if only_rows else pending)) if name not in names]
     lines = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
     for name in names:
         lines.append(_row(name, rows[name]) if name in rows

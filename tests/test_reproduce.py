@@ -92,3 +92,23 @@ def test_readme_leads_with_the_committed_results_table():
     readme = (ROOT / "README.md").read_text()
     assert table in readme
     assert readme.index(table) < readme.index("## What it is")
+
+
+def test_another_recipe_gets_a_named_row_with_its_tflm_numbers(reproduced, capsys):
+    root, _ = reproduced
+    results = root / "results" / "edge.json"
+    argv = ["tiny", "--name", "tiny-fast", "--recipe", "fast", "--seeds", "0", "--tflm",
+            "--no-lookahead", "--warmup-epochs", "0", "--data-dir", str(root / "cifar10-jpeg"),
+            "--output", str(root / "fast"), "--results", str(results), *QUICK]
+    assert run_main(reproduce.main, argv) == 0
+    row = reproduce.read_results(str(results))["rows"]["tiny-fast"]
+    assert row["variant"] == "tiny" and row["deviations"]["recipe"] == "fast"
+    assert row["deviations"]["lookahead"] is False
+    assert 0 <= row["tflm_test_accuracy"]["mean"] <= 1 and row["arena_bytes"] > 0
+    config = json.load(open(root / "fast" / "config.json"))
+    assert config["train"]["optimizer"] == "sgd" and config["train"]["lookahead"] is False
+    table = (root / "results" / "edge.md").read_text()
+    assert "| tiny-fast | 003 |" in table and "efficient" not in table
+    # Resumed: the recipe is the run's own now, so it is not given to train.py again.
+    assert run_main(reproduce.main, argv) == 0
+    assert "done, skipped" in capsys.readouterr().out
