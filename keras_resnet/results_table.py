@@ -40,7 +40,7 @@ def paper_points(text):
 
 def _row(name, row):
     record = variants.VARIANTS[row["variant"]]
-    epochs = f"{row['epochs']}" + ("" if row["epochs"] == row["recipe_epochs"]
+    epochs = f"{row['epochs']}" + ("" if row["recipe_epochs"] in (None, row["epochs"])
                                    else f" of {row['recipe_epochs']} (partial)")
     trained = row["trained_on"]
     return (f"| {name} | {record.paper} | {record.paper_accuracy} | "

@@ -103,6 +103,8 @@ def test_another_recipe_gets_a_named_row_with_its_tflm_numbers(reproduced, capsy
     assert run_main(reproduce.main, argv) == 0
     row = reproduce.read_results(str(results))["rows"]["tiny-fast"]
     assert row["variant"] == "tiny" and row["deviations"]["recipe"] == "fast"
+    # Counted from the run's own config: this data has 3 classes, not 10 (65 weights each).
+    assert row["recipe_epochs"] is None and row["trainable_params"] == 195_738 - 7 * 65
     assert row["deviations"]["lookahead"] is False
     assert 0 <= row["tflm_test_accuracy"]["mean"] <= 1 and row["arena_bytes"] > 0
     config = json.load(open(root / "fast" / "config.json"))
