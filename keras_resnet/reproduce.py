@@ -243,7 +243,7 @@ def update_results(path, row=None, pending=None):
         pending: `(variant, text)` or None. Shown in the table until the row arrives.
     """
     from keras_resnet.files import write_json, write_text
-    from keras_resnet.results_table import results_markdown
+    from keras_resnet.results_table import plot_minutes, results_markdown
 
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
@@ -258,6 +258,7 @@ def update_results(path, row=None, pending=None):
         write_text(os.path.splitext(path)[0] + ".md", results_markdown(
             results["rows"], results["pending"],
             every_variant=os.path.basename(path) == os.path.basename(DEFAULT_RESULTS)))
+        plot_minutes(results["rows"], os.path.splitext(path)[0] + "_minutes.png")
 
 
 def _train(args, output, command):

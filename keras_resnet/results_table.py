@@ -120,3 +120,62 @@ def results_markdown(rows, pending=None, only_rows=False, every_variant=True):
                      f"({row['machine']['cores']} cores); "
                      f"`{row['command']}`.")
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
+
+
+def minutes_curve(row):
+    """A row's validation accuracy against training minutes, mean and std over its seeds.
+
+    Returns:
+        `(minutes, mean, std)` lists per epoch, or None without the seeds' histories.
+    """
+    from keras_resnet.stats import describe
+    from keras_resnet.training.repeats import read_history, seed_dir
+
+    histories = [read_history(seed_dir(row.get("run_dir") or "", seed)) for seed in row["seeds"]]
+    epochs = min(len(history) for history in histories)
+    if not epochs or any("val_accuracy" not in history[0] for history in histories):
+        return None
+    minutes, mean, std = [], [], []
+    for epoch in range(epochs):
+        elapsed = [sum(r["seconds"] for r in history[:epoch + 1]) / 60 for history in histories]
+        accuracy = describe([history[epoch]["val_accuracy"] for history in histories])
+        minutes.append(describe(elapsed)["mean"])
+        mean.append(100 * accuracy["mean"])
+        std.append(100 * accuracy["std"])
+    return minutes, mean, std
+
+
+def plot_minutes(rows, path, target=None):
+    """Plots each row's validation accuracy against training minutes; one PNG.
+
+    Returns:
+        True if a curve was drawn (and `path` written), else False.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    from keras_resnet.files import atomic_path
+
+    curves = {name: minutes_curve(row) for name, row in rows.items()}
+    curves = {name: curve for name, curve in curves.items() if curve}
+    if not curves:
+        return False
+    figure, axis = pyplot.subplots(figsize=(7, 4.5))
+    for name, (minutes, mean, std) in curves.items():
+        line, = axis.plot(minutes, mean, marker=".", label=f"{name} ({len(rows[name]['seeds'])}"
+                                                           " seeds)")
+        axis.fill_between(minutes, [m - s for m, s in zip(mean, std)],
+                          [m + s for m, s in zip(mean, std)], color=line.get_color(), alpha=0.2)
+    if target is not None:
+        axis.axhline(target, color="gray", linestyle="--", label=f"target {target:g}%")
+    axis.set_xlabel("training minutes (mean over seeds)")
+    axis.set_ylabel("validation accuracy (%), mean +- std")
+    axis.grid(alpha=0.3)
+    axis.legend(loc="lower right")
+    figure.tight_layout()
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=110)
+    pyplot.close(figure)
+    return True

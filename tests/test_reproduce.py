@@ -8,7 +8,7 @@ import pytest
 
 from keras_resnet import reproduce
 from keras_resnet.cli import run_main
-from keras_resnet.results_table import results_markdown
+from keras_resnet.results_table import minutes_curve, results_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -40,6 +40,10 @@ def test_row_holds_every_seed_evaluated_three_ways(reproduced):
                                  "jit": "off"}
     assert row["data"] == "JPEG copy (cifar10-jpeg)" and row["int8_bytes"] > 0
     assert row["train_seconds_per_seed"]["n"] == 2 and row["images_per_second"] > 0
+    # Accuracy against minutes: one point per epoch, averaged over the seeds.
+    minutes, mean, std = minutes_curve(row)
+    assert len(minutes) == len(mean) == len(std) == 1 and minutes[0] > 0
+    assert (root / "results" / "reproduction_minutes.png").stat().st_size > 0
     # The float accuracy is the seed's own final evaluation, not a new one.
     seed_metrics = json.load(open(root / "run" / "seed-1" / "metrics.json"))
     assert row["test_accuracy"]["values"][1] == seed_metrics["test_accuracy"]
@@ -85,7 +89,7 @@ def test_a_foreign_results_file_is_refused_before_training(content, tmp_path, ca
 
 def test_readme_leads_with_the_committed_results_table():
     # README's table is generated: `python -c "from keras_resnet.reproduce import
-    # read_results; from keras_resnet.results_table import results_markdown;
+    # read_results; from keras_resnet.results_table import minutes_curve, results_markdown;
     # print(results_markdown(**read_results('benchmarks/results/reproduction.json')))"`.
     results = reproduce.read_results(str(ROOT / reproduce.DEFAULT_RESULTS))
     table = results_markdown(results["rows"], results["pending"])
