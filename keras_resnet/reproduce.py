@@ -291,6 +291,14 @@ def main(argv=None):
         raise ValueError(f"A row's name is letters, digits, - and _. Received: name={args.name!r}")
     output = args.output = args.output or os.path.join("runs", "reproduce", args.name)
     read_results(args.results)  # a foreign results file is refused before hours of training
+    import keras
+
+    if keras.backend.backend() != "tensorflow" and not args.no_int8:
+        # TFLite conversion needs TensorFlow's graphs (under JAX it fails on pooling):
+        # refused now, not after hours of training.
+        raise ValueError("The int8 export runs on the TensorFlow backend: pass --no-int8 "
+                         "here, then run the same command with KERAS_BACKEND=tensorflow to "
+                         f"add it. Received: backend={keras.backend.backend()!r}")
     command = "python -m keras_resnet.reproduce " + " ".join(
         sys.argv[1:] if argv is None else argv)
     code = _train(args, output, command)
