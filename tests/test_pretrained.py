@@ -32,8 +32,8 @@ def shipped(tmp_path_factory):
                                  "--output", run]) == 0
     root = base / "saved_models"
     root.mkdir()
-    card = shipping.ship_run(run, "small", root=str(root), latency_runs=0)
-    return root, card, images
+    assert run_main(shipping.main, [run, "--name", "small", "--root", str(root)]) == 0
+    return root, pretrained.read_card("small", root=str(root)), images
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def test_the_card_and_listing_carry_the_numbers(shipped):
     readme = (root / "small" / "README.md").read_text()
     assert readme.startswith("---\nlibrary_name: keras\n")
     assert f"{100 * card['int8_test_accuracy']:.2f}%" in readme
-    assert json.load(open(root / "small" / "card.json")) == card
+    assert card["int8_latency_ms"]["mean"] > 0  # measured on one thread when shipped
     listing = pretrained.listing(str(root))
     assert listing.splitlines()[2].startswith("| small | tiny | ")
 
