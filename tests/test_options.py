@@ -3,7 +3,8 @@
 A parameter count catches a builder that ignores `blocks`, `channels` or a kernel, but not
 one that drops a dropout rate, an activation, an initializer, the SE placement, the pooling
 kind or the normalization: each of those has a check here, run on a small network with
-the option set away from its default, and on every registered variant (test_model.py).
+the option set away from its default, and on every registered variant (test_model.py);
+and so has the plan's stride rule, which no count shows either.
 """
 
 import dataclasses
@@ -72,7 +73,15 @@ def assert_honours_options(model, config):
     layers = {layer.name: layer for layer in model.layers}
     plan = list(block_plan(config))
 
-    expected = {f"{block.name}_dropout": block.dropout for block in plan if block.dropout}
+    # The plan's strides: no count shows a map that was not downsampled.
+    for block in plan:
+        assert tuple(layers[f"{block.name}_out"].output.shape) == (
+            None, block.height, block.width, block.outputs), block.name
+
+    # From the config, not the plan, so that a plan reading the wrong layer's rate fails.
+    expected = {f"layer{layer + 1}_block{block + 1}_dropout": rate
+                for layer, (count, rate) in enumerate(zip(config.blocks, config.block_dropout))
+                for block in range(count) if rate}
     expected.update({"head_dropout": config.dropout} if config.dropout else {})
     assert {name: layer.rate for name, layer in layers.items()
             if isinstance(layer, keras.layers.Dropout)} == expected
