@@ -1,4 +1,4 @@
-"""Training configuration: one frozen dataclass, and each paper's recipe as data."""
+"""Training configuration: one frozen dataclass (the recipes live beside their variants)."""
 
 import dataclasses
 
@@ -168,35 +168,3 @@ class TrainConfig:
     def from_dict(cls, values):
         """Builds a config from `to_dict()` output, refusing unknown keys (see `from_mapping`)."""
         return from_mapping(cls, values, "training")
-
-
-# Time to accuracy, after airbench and "How to train your ResNet" (Page, 2018): a large
-# batch, one-cycle with a short warm-up, Nesterov SGD, label smoothing 0.2 (airbench's
-# value), Lookahead in place of airbench's weight averaging, flip test-time augmentation,
-# and few epochs.
-FAST_RECIPE = TrainConfig(
-    optimizer="sgd", learning_rate=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
-    schedule="one_cycle", warmup_epochs=2, epochs=12, batch_size=512, label_smoothing=0.2,
-    lookahead=True, tta=True)
-RECIPE_NAMES = ("paper", "fast")
-
-
-def get_recipe(variant, recipe="paper"):
-    """Returns a training recipe.
-
-    Args:
-        variant: str. The variant whose paper's recipe `"paper"` means; the SGD default
-            (`TrainConfig()`) for names without one.
-        recipe: str. `"paper"` or `"fast"` (time to accuracy). Defaults to `"paper"`.
-
-    Raises:
-        ValueError: for an unknown `recipe`.
-    """
-    if recipe not in RECIPE_NAMES:
-        raise ValueError(f"`recipe` must be one of {', '.join(RECIPE_NAMES)}. "
-                         f"Received: recipe={recipe!r}")
-    if recipe == "fast":
-        return FAST_RECIPE
-    from keras_resnet.variants import VARIANTS
-
-    return VARIANTS[variant].recipe if variant in VARIANTS else TrainConfig()
