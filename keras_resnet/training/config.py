@@ -2,7 +2,7 @@
 
 import dataclasses
 
-from keras_resnet.fields import check_fields, check_sequence, from_mapping, option
+from keras_resnet.fields import ConfigDict, check_fields, check_sequence, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("constant", "cosine", "cosine_restarts", "step", "multistep", "exponential",
@@ -15,7 +15,7 @@ STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """How to train: optimizer, schedule, regularization, data handling and numerics.
 
     Args:
@@ -69,6 +69,7 @@ class TrainConfig:
     'adam'
     """
 
+    config_name = "training"
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
     learning_rate: float = option(0.1, "peak learning rate")
     momentum: float = option(0.9, "SGD/RMSprop momentum")
@@ -158,13 +159,3 @@ class TrainConfig:
                              f"Received: plateau_patience={self.plateau_patience!r}")
         if self.seed < 0:  # numpy's generators take no negative seed
             raise ValueError(f"`seed` must be 0 or more. Received: seed={self.seed!r}")
-
-    def to_dict(self):
-        """Returns the config as a JSON-safe dict."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values):
-        """Builds a config from `to_dict()` output, refusing unknown keys (see `from_mapping`)."""
-        return from_mapping(cls, values, "training")
