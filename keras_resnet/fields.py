@@ -190,16 +190,9 @@ class ConfigDict:
 
     Example:
 
-    >>> @dataclasses.dataclass(frozen=True)
-    ... class Example(ConfigDict):
-    ...     config_name = "example"
-    ...     milestones: tuple = (60, 120)
-    >>> Example().to_dict(), Example.from_dict({"milestones": [1, 2]})
-    ({'milestones': [60, 120]}, Example(milestones=(1, 2)))
-    >>> Example.from_dict({"epochs": 3})
-    Traceback (most recent call last):
-    ...
-    ValueError: Unknown example field(s) epochs; expected some of milestones. Received: ['epochs']
+    >>> from keras_resnet.config import ResNetConfig
+    >>> ResNetConfig.from_dict({"blocks": [1, 1], "channels": [8, 16]}).to_dict()["blocks"]
+    [1, 1]
     """
 
     config_name = "configuration"

@@ -73,13 +73,8 @@ def get_variant(name, **overrides):
         raise ValueError(
             f"Unknown variant; expected one of {', '.join(VARIANTS)}. Received: variant={name!r}"
         )
-    fields = {f.name for f in dataclasses.fields(ResNetConfig)}
-    unknown = sorted(set(overrides) - fields)
-    if unknown:
-        raise ValueError(
-            f"Unknown architecture field(s): {', '.join(unknown)}. Received: {unknown}"
-        )
-    return dataclasses.replace(VARIANTS[name].config, **overrides)
+    # from_dict, not dataclasses.replace: it names an unknown field instead of a TypeError.
+    return ResNetConfig.from_dict({**VARIANTS[name].config.to_dict(), **overrides})
 
 
 # Time to accuracy, after airbench and "How to train your ResNet" (Page, 2018): a large
