@@ -73,7 +73,8 @@ class ResNetConfig(ConfigDict):
         block_dropout: float or tuple of float. Dropout rate between the two convolutions
             of each block, per layer. Defaults to `0.0`.
         activation: str. Activation of stem and blocks. Defaults to `"relu"`.
-        kernel_initializer: str. Initializer of convolutions and the classifier.
+        kernel_initializer: str. Initializer of the stem, block and shortcut convolutions
+            and the classifier; SE's two 1x1 convolutions keep Keras' default.
             Defaults to `"he_normal"`.
         num_classes: int. Number of output classes. Defaults to `10`.
         input_shape: tuple of int. Image height, width and channels.
