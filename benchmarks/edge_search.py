@@ -231,7 +231,7 @@ def main(argv=None):
     from keras_resnet import count_params, get_variant
     from keras_resnet.data import load_data
     from keras_resnet.model import estimate_flops, estimate_int8_bytes, over_budget
-    from keras_resnet.training import get_recipe
+    from keras_resnet.variants import get_recipe
 
     names = [BASELINE] + [n for n in args.candidates.split(",") if n]
     recipe = dataclasses.replace(get_recipe(BASELINE), epochs=args.epochs)

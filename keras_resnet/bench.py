@@ -36,7 +36,8 @@ def _positive(kind_name, minimum=1):
 
 def build_parser():
     """Returns the argument parser of the benchmark command."""
-    from keras_resnet.training.config import RECIPE_NAMES, TrainConfig
+    from keras_resnet.training.config import TrainConfig
+    from keras_resnet.variants import RECIPE_NAMES
 
     parser = cli.ArgumentParser(prog="python -m keras_resnet.bench",
                                 description="Training and inference throughput of a variant.")
@@ -103,8 +104,8 @@ def run_benchmark(args):
 
     from keras_resnet.data.sources import DataSplits
     from keras_resnet.model import count_params, estimate_flops
-    from keras_resnet.training import TrainConfig, get_recipe, runtime, step
-    from keras_resnet.variants import get_variant
+    from keras_resnet.training import TrainConfig, runtime, step
+    from keras_resnet.variants import get_recipe, get_variant
 
     config = get_variant(args.variant)
     backend = keras.backend.backend()

@@ -1,10 +1,14 @@
-"""Building blocks of the family: stem, basic residual block, squeeze-and-excitation.
+"""Building blocks of the family: stem, basic residual block, squeeze-and-excitation, and
+the plan that stacks them.
 
 Functions over stock Keras layers only, so a model built from them is a plain Functional
 graph: it saves as `.keras`, exports to SavedModel and TFLite, and runs on every backend
 with no custom objects. Layer names are deterministic (`layer2_block1_conv1`) so tests and
 TFLite inspection can find them.
 """
+
+import collections
+import math
 
 import keras
 
@@ -72,39 +76,78 @@ def stem(x, config):
     return x
 
 
-def residual_block(x, filters, strides, conv_kernel, skip_kernel, config, dropout, name):
-    """Basic residual block: two convolutions and a shortcut.
+# One residual block, in the order the builder makes them: the prefix of its layer names,
+# its input and output channels, the stride of its first convolution, the kernel of its
+# two convolutions and of its projection shortcut (0: an identity shortcut), its dropout
+# rate and the height and width of its output map.
+Block = collections.namedtuple(
+    "Block", "name inputs outputs strides kernel skip_kernel dropout height width")
 
-    conv (stride `strides`) -> BN -> act -> [dropout] -> conv -> BN -> [SE], plus the
-    identity, or a `skip_kernel` projection with BN when the shape changes; then act.
+
+def block_plan(config):
+    """Yields the network's residual blocks as data, in the order they are built.
+
+    The one home of the stacking rules, as timm's `make_blocks` and keras-hub's
+    `apply_stack`: the first block of every residual layer but the first halves the map,
+    and a block that changes the map's shape takes a projection shortcut. `build_resnet`
+    builds these rows and `keras_resnet.model.layer_plan` counts them.
 
     Args:
-        x: input tensor.
-        filters: int. Output channels.
-        strides: int. Stride of the first convolution and of the projection.
-        conv_kernel: int. Kernel size of both convolutions.
-        skip_kernel: int. Kernel size of the projection shortcut.
+        config: `ResNetConfig`.
+
+    Yields:
+        `Block` rows.
+
+    Example:
+
+    >>> from keras_resnet.variants import get_variant
+    >>> [(b.name, b.strides, b.skip_kernel, b.height) for b in block_plan(get_variant("resnet8"))]
+    [('layer1_block1', 1, 0, 32), ('layer2_block1', 2, 1, 16), ('layer3_block1', 2, 1, 8)]
+    """
+    height, width = config.input_shape[:2]
+    inputs = config.channels[0]
+    for layer, num_blocks in enumerate(config.blocks):
+        outputs = config.channels[layer]
+        for block in range(num_blocks):
+            strides = 2 if layer > 0 and block == 0 else 1
+            # "same" padding: a stride-2 convolution keeps the odd pixel.
+            height, width = math.ceil(height / strides), math.ceil(width / strides)
+            projection = strides != 1 or inputs != outputs
+            yield Block(f"layer{layer + 1}_block{block + 1}", inputs, outputs, strides,
+                        config.conv_kernels[layer],
+                        config.skip_kernels[layer] if projection else 0,
+                        config.block_dropout[layer], height, width)
+            inputs = outputs
+
+
+def residual_block(x, block, config):
+    """Basic residual block: two convolutions and a shortcut, as a `block_plan` row says.
+
+    conv (stride `block.strides`) -> BN -> act -> [dropout] -> conv -> BN -> [SE], plus
+    the identity, or a `block.skip_kernel` projection with BN; then act.
+
+    Args:
+        x: input tensor with `block.inputs` channels.
+        block: `Block`. Its name prefixes the layer names, e.g. `"layer2_block1"`.
         config: `ResNetConfig`, for activation, initializer and SE.
-        dropout: float. Dropout rate between the two convolutions; 0 for none.
-        name: str. Prefix of the layer names, e.g. `"layer2_block1"`.
 
     Returns:
         The block's output tensor.
     """
-    initializer = config.kernel_initializer
+    name, initializer = block.name, config.kernel_initializer
     shortcut = x
-    x = _conv(x, filters, conv_kernel, strides, initializer, f"{name}_conv1")
+    x = _conv(x, block.outputs, block.kernel, block.strides, initializer, f"{name}_conv1")
     x = _batch_norm(x, f"{name}_bn1")
     x = keras.layers.Activation(config.activation, name=f"{name}_act1")(x)
-    if dropout:
-        x = keras.layers.Dropout(dropout, name=f"{name}_dropout")(x)
-    x = _conv(x, filters, conv_kernel, 1, initializer, f"{name}_conv2")
+    if block.dropout:
+        x = keras.layers.Dropout(block.dropout, name=f"{name}_dropout")(x)
+    x = _conv(x, block.outputs, block.kernel, 1, initializer, f"{name}_conv2")
     x = _batch_norm(x, f"{name}_bn2")
     if config.se == "block":
         x = squeeze_excite(x, config.se_ratio, f"{name}_se")
-    if strides != 1 or shortcut.shape[-1] != filters:
-        shortcut = _conv(shortcut, filters, skip_kernel, strides, initializer,
-                         f"{name}_skip_conv")
+    if block.skip_kernel:
+        shortcut = _conv(shortcut, block.outputs, block.skip_kernel, block.strides,
+                         initializer, f"{name}_skip_conv")
         shortcut = _batch_norm(shortcut, f"{name}_skip_bn")
     x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
     return keras.layers.Activation(config.activation, name=f"{name}_out")(x)

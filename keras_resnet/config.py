@@ -1,15 +1,14 @@
 """Architecture configuration: one frozen, validated dataclass for the whole family.
 
-Every network in this project is described by a `ResNetConfig`. Published variants are
-plain data in `VARIANTS`; new ones derive from old ones with `get_variant(name, **overrides)`
-(which goes through `dataclasses.replace`, so overrides are validated like the originals).
+Every network in this project is described by a `ResNetConfig`, checked in
+`__post_init__`, so `dataclasses.replace` validates overrides like the originals. The
+published variants and their recipes are plain data in `keras_resnet.variants`.
 """
 
 import dataclasses
-import json
 import math
 
-from keras_resnet.fields import check_fields, check_value, from_mapping, option
+from keras_resnet.fields import ConfigDict, check_fields, check_value, option
 
 SE_PLACEMENTS = ("none", "stem", "block")
 HEADS = ("avg", "avg_max")
@@ -44,7 +43,7 @@ def _per_layer(name, value, num_layers, kind):
 
 
 @dataclasses.dataclass(frozen=True)
-class ResNetConfig:
+class ResNetConfig(ConfigDict):
     """Architecture of a compact CIFAR-style ResNet.
 
     The family of the project spec (SPEC.md): a 3x3 stem, `len(blocks)` residual layers of basic
@@ -74,7 +73,8 @@ class ResNetConfig:
         block_dropout: float or tuple of float. Dropout rate between the two convolutions
             of each block, per layer. Defaults to `0.0`.
         activation: str. Activation of stem and blocks. Defaults to `"relu"`.
-        kernel_initializer: str. Initializer of convolutions and the classifier.
+        kernel_initializer: str. Initializer of the stem, block and shortcut convolutions
+            and the classifier; SE's two 1x1 convolutions keep Keras' default.
             Defaults to `"he_normal"`.
         num_classes: int. Number of output classes. Defaults to `10`.
         input_shape: tuple of int. Image height, width and channels.
@@ -94,6 +94,7 @@ class ResNetConfig:
     (3, (3, 3, 3))
     """
 
+    config_name = "architecture"
     blocks: tuple = option((2, 2, 2, 2), "blocks per residual layer, e.g. 4,4,3", item=int)
     channels: tuple = option((64, 128, 256, 512), "channels per layer, e.g. 64,128,256",
                              item=int)
@@ -196,20 +197,6 @@ class ResNetConfig:
         return tuple(
             downsampled(d, self.num_layers - 1) for d in self.input_shape[:2]
         )
-
-    def to_dict(self):
-        """Returns the config as a JSON-safe dict (tuples become lists)."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
-
-    def to_json(self):
-        """Returns the config as a JSON string."""
-        return json.dumps(self.to_dict(), sort_keys=True)
-
-    @classmethod
-    def from_dict(cls, values):
-        """Builds a config from `to_dict()` output, refusing unknown keys (see `from_mapping`)."""
-        return from_mapping(cls, values, "architecture")
 
 
 def _as_tuple(value):

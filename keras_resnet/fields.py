@@ -4,12 +4,15 @@ Configs come from YAML and JSON files as much as from code, and YAML 1.1 reads `
 the string `"1e-3"`: numbers written as strings are read as numbers; anything else of the
 wrong type (`epochs: 1.5`, `lookahead: "yes"`, `blocks: [1, "x"]`) is refused.
 
+`ConfigDict` gives every config the same dict and JSON form.
+
 A field declared with `option` carries its help text, its choices and, for a tuple, the
 type of its items; `keras_resnet.cli.add_config_arguments` turns those into flags, so a
 field is documented and checked in one place and every command offers it the same way.
 """
 
 import dataclasses
+import json
 import math
 import numbers
 import types
@@ -180,27 +183,46 @@ def check_sequence(name, value, kind):
                          f"Received: {name}={value!r}") from None
 
 
-def from_mapping(config_class, values, what):
-    """Builds `config_class` from a dict (`to_dict()` output, a config file's section).
+class ConfigDict:
+    """The dict form every config dataclass shares: `to_dict`, `to_json` and `from_dict`.
 
-    Lists become tuples; unknown keys are refused rather than silently ignored.
+    A config class inherits it and names what it describes in `config_name`, for messages.
 
-    Args:
-        config_class: a config dataclass.
-        values: dict of field names to values.
-        what: str. What the config describes, for messages (e.g. `"training"`).
+    Example:
 
-    Raises:
-        ValueError: if `values` is not a dict, has a key that is not a field, or a value
-            of the wrong type.
+    >>> from keras_resnet.config import ResNetConfig
+    >>> ResNetConfig.from_dict({"blocks": [1, 1], "channels": [8, 16]}).to_dict()["blocks"]
+    [1, 1]
     """
-    if not isinstance(values, dict):
-        raise ValueError(f"A {what} configuration must be a mapping of field names to "
-                         f"values. Received: {type(values).__name__}")
-    names = {field.name for field in dataclasses.fields(config_class)}
-    unknown = sorted(str(key) for key in set(values) - names)
-    if unknown:
-        raise ValueError(f"Unknown {what} field(s) {', '.join(unknown)}; expected some of "
-                         f"{', '.join(sorted(names))}. Received: {unknown}")
-    return config_class(**{key: tuple(value) if isinstance(value, list) else value
-                           for key, value in values.items()})
+
+    config_name = "configuration"
+
+    def to_dict(self):
+        """Returns the config as a JSON-safe dict (tuples become lists)."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}
+
+    def to_json(self):
+        """Returns the config as a JSON string."""
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, values):
+        """Builds the config from a dict (`to_dict()` output, a config file's section).
+
+        Lists become tuples; unknown keys are refused rather than silently ignored.
+
+        Raises:
+            ValueError: if `values` is not a dict, has a key that is not a field, or a
+                value of the wrong type.
+        """
+        if not isinstance(values, dict):
+            raise ValueError(f"A {cls.config_name} configuration must be a mapping of field "
+                             f"names to values. Received: {type(values).__name__}")
+        names = {field.name for field in dataclasses.fields(cls)}
+        unknown = sorted(str(key) for key in set(values) - names)
+        if unknown:
+            raise ValueError(f"Unknown {cls.config_name} field(s) {', '.join(unknown)}; "
+                             f"expected some of {', '.join(sorted(names))}. Received: {unknown}")
+        return cls(**{key: tuple(value) if isinstance(value, list) else value
+                      for key, value in values.items()})

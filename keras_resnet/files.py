@@ -4,7 +4,8 @@ A kill at any moment leaves the old file or the new one, never half.
 
 Every file the project writes into a run folder, an export or a search goes through here:
 the content goes to a temporary file beside the target (the same file system, so the
-rename is atomic) and `os.replace` puts it in place.
+rename is atomic) and `os.replace` puts it in place. `path_bytes` measures what was
+written.
 """
 
 import contextlib
@@ -43,6 +44,23 @@ def atomic_path(path):
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.remove(temporary)
+
+
+def path_bytes(path):
+    """Size of a file, or of every file under a folder, in bytes.
+
+    Example:
+
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> write_text(os.path.join(folder, "model.txt"), "weights")
+    >>> path_bytes(folder), path_bytes(os.path.join(folder, "model.txt"))
+    (7, 7)
+    """
+    if os.path.isfile(path):
+        return os.path.getsize(path)
+    return sum(os.path.getsize(os.path.join(root, name))
+               for root, _, names in os.walk(path) for name in names)
 
 
 def write_text(path, text):

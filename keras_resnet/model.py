@@ -2,7 +2,6 @@
 without building it."""
 
 import collections
-import math
 
 import keras
 
@@ -39,59 +38,53 @@ def build_resnet(config, name="resnet"):
         dtype="float32", name="normalize",
     )(inputs)
     x = blocks.stem(x, config)
-    for layer, num_blocks in enumerate(config.blocks):
-        for block in range(num_blocks):
-            strides = 2 if layer > 0 and block == 0 else 1
-            x = blocks.residual_block(
-                x, config.channels[layer], strides, config.conv_kernels[layer],
-                config.skip_kernels[layer], config, config.block_dropout[layer],
-                name=f"layer{layer + 1}_block{block + 1}",
-            )
+    for block in blocks.block_plan(config):
+        x = blocks.residual_block(x, block, config)
     return keras.Model(inputs, blocks.head(x, config), name=name)
 
 
 # One weighted layer of the network, in the order the builder makes them: a convolution
 # (`kernel` > 0; `pixels` of its output map), squeeze-and-excitation (`kernel` 0, on
-# `outputs` channels) or the classifier (`kernel` 0, `pixels` 0).
-Layer = collections.namedtuple("Layer", "kind inputs outputs kernel pixels")
+# `outputs` channels) or the classifier (`kernel` 0, `pixels` 0); `name` is its Keras
+# layer's, or the prefix of SE's two.
+Layer = collections.namedtuple("Layer", "kind inputs outputs kernel pixels name")
 
 
 def layer_plan(config):
     """Yields the network's weighted layers as data, in the order `build_resnet` builds them.
 
+    The residual blocks come from `blocks.block_plan`, the rows the builder builds.
     `count_params`, `estimate_flops` and `estimate_int8_bytes` all walk this one plan, so
-    they cannot drift apart; a test checks each against the built model.
+    they cannot drift apart; a test checks it against every built variant's weights.
 
     Example:
 
     >>> from keras_resnet.variants import get_variant
-    >>> [(l.kind, l.outputs) for l in layer_plan(get_variant("tiny"))][:3]
-    [('conv', 16), ('conv', 16), ('conv', 16)]
+    >>> [(l.name, l.outputs) for l in layer_plan(get_variant("tiny"))][:3]
+    [('stem_conv', 16), ('layer1_block1_conv1', 16), ('layer1_block1_conv2', 16)]
     """
     height, width = config.input_shape[:2]
-    yield Layer("conv", config.input_shape[2], config.channels[0], 3, height * width)
+    channels = config.channels[0]
+    yield Layer("conv", config.input_shape[2], channels, 3, height * width, "stem_conv")
     if config.se == "stem":
-        yield Layer("se", config.channels[0], config.channels[0], 0, 1)
-    in_channels = config.channels[0]
-    for layer, num_blocks in enumerate(config.blocks):
-        filters, kernel = config.channels[layer], config.conv_kernels[layer]
-        for block in range(num_blocks):
-            strides = 2 if layer > 0 and block == 0 else 1
-            height, width = math.ceil(height / strides), math.ceil(width / strides)
-            yield Layer("conv", in_channels, filters, kernel, height * width)
-            yield Layer("conv", filters, filters, kernel, height * width)
-            if config.se == "block":
-                yield Layer("se", filters, filters, 0, 1)
-            if strides != 1 or in_channels != filters:
-                yield Layer("conv", in_channels, filters, config.skip_kernels[layer],
-                            height * width)
-            in_channels = filters
+        yield Layer("se", channels, channels, 0, 1, "stem_se")
+    for block in blocks.block_plan(config):
+        name, pixels = block.name, block.height * block.width
+        yield Layer("conv", block.inputs, block.outputs, block.kernel, pixels, f"{name}_conv1")
+        yield Layer("conv", block.outputs, block.outputs, block.kernel, pixels,
+                    f"{name}_conv2")
+        if config.se == "block":
+            yield Layer("se", block.outputs, block.outputs, 0, 1, f"{name}_se")
+        if block.skip_kernel:
+            yield Layer("conv", block.inputs, block.outputs, block.skip_kernel, pixels,
+                        f"{name}_skip_conv")
+        height, width, channels = block.height, block.width, block.outputs
     # The classifier's inputs: the pooled grid x heads x channels.
     grid = 1
     if config.pool_size is not None:
         grid = (height // config.pool_size) * (width // config.pool_size)
-    features = in_channels * grid * (2 if config.head == "avg_max" else 1)
-    yield Layer("dense", features, config.num_classes, 0, 0)
+    features = channels * grid * (2 if config.head == "avg_max" else 1)
+    yield Layer("dense", features, config.num_classes, 0, 0, "classifier")
 
 
 def count_params(config):

@@ -12,8 +12,8 @@ import os
 
 from keras_resnet import cli, run_folder
 from keras_resnet.config import ResNetConfig
-from keras_resnet.training import TrainConfig, get_recipe
-from keras_resnet.variants import get_variant
+from keras_resnet.training import TrainConfig
+from keras_resnet.variants import get_recipe, get_variant
 
 def resolve_architecture(variant, overrides):
     """Resolves `--variant` and the architecture flags into a name and a config.

@@ -20,7 +20,7 @@ from keras_resnet.model import (
     estimate_int8_bytes,
     over_budget,
 )
-from keras_resnet.training import get_recipe
+from keras_resnet.variants import get_recipe
 from tuner import hypermodel as hm
 from tuner.__main__ import main as tuner_main
 from tuner.space import SearchSpace

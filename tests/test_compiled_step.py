@@ -144,7 +144,7 @@ def test_train_tuner_and_bench_compile_the_same_step(monkeypatch, tmp_path):
 
     caller = "bench"
     monkeypatch.setattr("keras_resnet.variants.get_variant", lambda name: model_config)
-    monkeypatch.setattr("keras_resnet.training.get_recipe",
+    monkeypatch.setattr("keras_resnet.variants.get_recipe",
                         lambda variant, recipe: train_config)
     args = bench.build_parser().parse_args(
         ["--variant", "tiny", "--batch-size", "8", "--precision", "mixed_bfloat16",

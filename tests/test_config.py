@@ -61,7 +61,7 @@ def test_from_dict_refuses_unknown_fields():
 def test_get_variant_errors_name_the_choices():
     with pytest.raises(ValueError, match=r"expected one of resnet18, .*Received: variant='big'"):
         get_variant("big")
-    with pytest.raises(ValueError, match=r"Unknown architecture field\(s\): depth"):
+    with pytest.raises(ValueError, match=r"Unknown architecture field\(s\) depth; expected some of activation"):
         get_variant("tiny", depth=3)
 
 

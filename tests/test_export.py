@@ -19,6 +19,7 @@ from keras_resnet import build_resnet, get_variant, predict
 from keras_resnet.model import float32_model
 from keras_resnet.export import convert, exporter, runtime
 from keras_resnet.export.exporter import export_model
+from keras_resnet.files import path_bytes
 
 # tflm (C++ sources, an optional extra) has its own tests: tests/test_export_tflm.py.
 ALL_FORMATS = tuple(fmt for fmt in convert.FORMATS if fmt != "tflm")
@@ -96,7 +97,7 @@ def test_every_format_is_written_and_reported(exported):
     for fmt, row in report["formats"].items():
         assert os.path.exists(export_dir / convert.FORMATS[fmt]), fmt
         assert row["file"] == convert.FORMATS[fmt]
-        assert row["bytes"] == convert.path_bytes(str(export_dir / row["file"])) > 0
+        assert row["bytes"] == path_bytes(str(export_dir / row["file"])) > 0
         assert 0.9 <= row["accuracy"] <= 1 and 0.9 <= row["agreement"] <= 1
         latency = row["latency_ms"]["threads_all"]
         assert set(latency) == {"mean", "p50", "p99", "runs"} and latency["runs"] == 5

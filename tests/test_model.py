@@ -1,6 +1,8 @@
 """Model family: every registered variant builds, counts and trains as SPEC.md says."""
 
 import dataclasses
+import hashlib
+import json
 import os
 import random
 
@@ -9,8 +11,19 @@ import numpy as np
 import pytest
 
 from keras_resnet import ResNetConfig, build_resnet, check_budget, count_params, get_variant
+from keras_resnet.blocks import block_plan
 from keras_resnet.variants import VARIANTS
+from test_options import assert_honours_options, built_weights, planned_weights
 
+# The saved format of each published variant: a digest of its layers (name, class) and
+# weights (path, shape) in Keras' order. Its `.keras` files and checkpoints load only into
+# a model with the same ones, so a change here orphans every saved run of it.
+SAVED_FORMAT = {
+    "resnet18": "57891d39aed43a61", "reduced": "5cc5f1226b51433c",
+    "narrow_deep": "b58ba096f140ed6a", "efficient": "a2dffc8847b2d214",
+    "tiny": "c100df6e6127fea0", "shallow": "7bece1bf96b5b02f", "deep": "1c08532525318a5c",
+    "resnet8": "46ff99821a8b0fb5",
+}
 
 
 def built_counts(model):
@@ -39,6 +52,16 @@ def test_variant_matches_spec_and_analytic_count(variant_model):
     assert built_counts(model) == count_params(VARIANTS[name].config)
     # The record's count comes from the papers (SPEC.md) and MLPerf Tiny, not from the code.
     assert built_counts(model)["trainable"] == VARIANTS[name].trainable_params
+
+
+def test_variant_is_its_plan_in_its_saved_format(variant_model):
+    name, model = variant_model
+    assert built_weights(model) == planned_weights(VARIANTS[name].config)
+    assert_honours_options(model, VARIANTS[name].config)
+    listing = [[[layer.name, type(layer).__name__] for layer in model.layers],
+               [[weight.path, list(weight.shape)] for weight in model.weights]]
+    digest = hashlib.sha256(json.dumps(listing).encode()).hexdigest()[:16]
+    assert digest == SAVED_FORMAT.get(name), "a new variant: record its digest"
 
 
 def test_variant_output_is_a_finite_distribution(variant_model):
@@ -109,7 +132,11 @@ def test_analytic_count_equals_built_count_for_random_configs(seed):
     config = _random_config(random.Random(seed))
     model = build_resnet(config)
     assert built_counts(model) == count_params(config)
+    assert built_weights(model) == planned_weights(config)
+    assert_honours_options(model, config)
     assert model.output_shape == (None, config.num_classes)
+    *_, last = block_plan(config)
+    assert (last.height, last.width) == config.final_size
 
 
 def test_keras_save_and_load_gives_identical_predictions(tmp_path):

@@ -120,7 +120,7 @@ def test_train_config_validation(kwargs, message):
 
 
 def test_every_variant_has_its_papers_recipe():
-    from keras_resnet.training import get_recipe
+    from keras_resnet.variants import get_recipe
     from keras_resnet.variants import VARIANTS
 
     for name, variant in VARIANTS.items():
@@ -268,7 +268,7 @@ def test_every_variant_recipe_runs_a_short_epoch(splits, tmp_path, variant):
 def test_fast_recipe_runs_a_short_epoch(splits, tmp_path):
     import dataclasses
 
-    from keras_resnet.training.config import get_recipe
+    from keras_resnet.variants import get_recipe
 
     recipe = dataclasses.replace(get_recipe("efficient", "fast"), epochs=3, steps_per_epoch=2,
                                  warmup_epochs=1, batch_size=16, precision="float32")

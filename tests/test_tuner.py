@@ -22,7 +22,7 @@ import keras_tuner  # noqa: E402
 
 from keras_resnet import count_params  # noqa: E402
 from keras_resnet.cli import run_main  # noqa: E402
-from keras_resnet.training import get_recipe  # noqa: E402
+from keras_resnet.variants import get_recipe  # noqa: E402
 from keras_resnet.variants import get_variant  # noqa: E402
 from tuner import hypermodel as hm  # noqa: E402
 from tuner import results, studies  # noqa: E402

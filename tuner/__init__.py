@@ -18,12 +18,12 @@ keras-tuner, under a trainable-parameter budget:
   (`keras_resnet.count_params`) and replaces an over-budget proposal by a new draw before
   the trial exists; nothing over budget is ever built or trained. The count of rejections
   is saved with the oracle and reported.
-- `tuner.hypermodel`: the keras-tuner `HyperModel`: `build` calls
-  `keras_resnet.build_resnet` and the training module's `build_optimizer` under the
-  resolved precision policy; `fit` trains on the training split and scores
-  `val_accuracy` on the held-out validation split (never the test split). The Keras
-  session is cleared before every build, and each trial records its seconds and resident
-  memory.
+- `tuner.hypermodel`: the keras-tuner `HyperModel`: `build` compiles the trial's
+  `ResNetConfig` and `TrainConfig` with `keras_resnet.training.step.build_training_model`,
+  the step `train.py` runs, under the trial's precision policy; `fit` trains on the
+  training split and scores `val_accuracy` on the held-out validation split (never the
+  test split). The Keras session is cleared before every build, and each trial records
+  its seconds, images per second and resident memory.
 - `tuner.memory`: after every trial, drops the train-step graphs that TensorFlow's
   gradient registry would otherwise keep (a leak of ~50 MB a trial), clears the session
   and trims the C heap, so memory stays flat (benchmarks/results/tuner_memory.md).

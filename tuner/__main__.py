@@ -98,8 +98,8 @@ def _make_space(args, variant, ranges, data=None):
     import dataclasses
 
     from keras_resnet import cli
-    from keras_resnet.training import TrainConfig, get_recipe
-    from keras_resnet.variants import get_variant
+    from keras_resnet.training import TrainConfig
+    from keras_resnet.variants import get_recipe, get_variant
     from tuner.space import SearchSpace
 
     base = get_variant(variant)

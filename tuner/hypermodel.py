@@ -1,8 +1,9 @@
-"""The HyperModel (build with keras_resnet, fit on the validation split) and the tuners.
+"""The HyperModel (train.py's compiled step, fit on the validation split) and the tuners.
 
 `ResNetHyperModel.build` does not describe a network: it resolves the trial's values into a
-`ResNetConfig` and calls `keras_resnet.build_resnet`, and compiles with the training
-module's `build_optimizer`, so a tuned model is exactly what `train.py` would train.
+`ResNetConfig` and a `TrainConfig` and compiles them with
+`keras_resnet.training.step.build_training_model`, so a tuned model is exactly what
+`train.py` would train.
 """
 
 import os

@@ -185,7 +185,6 @@ def write_best_config(row, space, variant, data_info, path, full_epochs=None):
 
 
 def _recipe_epochs(variant, train_config):
-    from keras_resnet.training import get_recipe
-    from keras_resnet.variants import VARIANTS
+    from keras_resnet.variants import VARIANTS, get_recipe
 
     return get_recipe(variant).epochs if variant in VARIANTS else train_config.epochs

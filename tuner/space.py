@@ -43,7 +43,7 @@ class SearchSpace:
     Example:
 
     >>> from keras_resnet.variants import get_variant
-    >>> from keras_resnet.training import get_recipe
+    >>> from keras_resnet.variants import get_recipe
     >>> space = SearchSpace(get_variant("tiny"), get_recipe("tiny"),
     ...                     {"num_layers": {"values": [2, 3]}, "blocks": {"min": 1, "max": 2}})
     >>> model, train, extras = space.resolve({"num_layers": 2, "blocks_1": 1, "blocks_2": 2})

@@ -12,6 +12,7 @@ from keras import ops
 
 AUGMENTATIONS = ("crop", "flip", "cutout", "zoom", "translate", "rotate", "color", "mixup",
                  "cutmix")
+# These change the labels too, so they run apart from the image layers (`LabelMixing`).
 LABEL_MIXING = ("mixup", "cutmix")
 # Order the image layers run in, whatever order the user names them: geometry first, the
 # flip and colour next, cutout last so that the erased square is not moved or recoloured.

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 
+from keras_resnet.files import path_bytes
+
 # Format name -> file (or folder) it is written to inside the export folder.
 FORMATS = {
     "keras": "model.keras",
@@ -155,14 +157,6 @@ def tflite_io_metadata(path):
         "input": tensor_metadata(interpreter.get_input_details()[0]),
         "output": tensor_metadata(interpreter.get_output_details()[0]),
     }
-
-
-def path_bytes(path):
-    """Size of a file, or of every file under a folder, in bytes."""
-    if os.path.isfile(path):
-        return os.path.getsize(path)
-    return sum(os.path.getsize(os.path.join(root, name))
-               for root, _, names in os.walk(path) for name in names)
 
 
 def write_format(model, fmt, output_dir, calibration_images=None):

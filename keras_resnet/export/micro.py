@@ -14,6 +14,7 @@ import re
 import numpy as np
 
 from keras_resnet.export import runtime
+from keras_resnet.files import path_bytes
 
 EXTRA = "tflm"
 # TFLM's micro_interpreter.h: arena_used_bytes() is the optimal size for a 16-byte aligned
@@ -234,7 +235,7 @@ def write_tflm(build, name, int8_entry, class_names=None, source=""):
         `flash_bytes` (of the model array), `arena` (`measure_arena`), `ops`, `input`,
         `output`.
     """
-    from keras_resnet.export import convert, firmware
+    from keras_resnet.export import firmware
 
     with open(os.path.join(build, int8_entry["file"]), "rb") as file:
         flatbuffer = file.read()
@@ -247,6 +248,6 @@ def write_tflm(build, name, int8_entry, class_names=None, source=""):
                     for key in ("input", "output")}
     files = firmware.write_sources(folder, flatbuffer, arena, ops, quantization["input"],
                                    quantization["output"], class_names, source)
-    return {"file": name, "files": files, "bytes": convert.path_bytes(folder),
+    return {"file": name, "files": files, "bytes": path_bytes(folder),
             "flash_bytes": len(flatbuffer), "arena": arena, "ops": ops,
             "input": int8_entry["input"], "output": int8_entry["output"]}

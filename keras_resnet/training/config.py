@@ -1,8 +1,8 @@
-"""Training configuration: one frozen dataclass, and each paper's recipe as data."""
+"""Training configuration: one frozen dataclass (the recipes live beside their variants)."""
 
 import dataclasses
 
-from keras_resnet.fields import check_fields, check_sequence, from_mapping, option
+from keras_resnet.fields import ConfigDict, check_fields, check_sequence, option
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop", "adagrad", "adadelta")
 SCHEDULES = ("constant", "cosine", "cosine_restarts", "step", "multistep", "exponential",
@@ -15,7 +15,7 @@ STRATEGIES = ("auto", "none", "mirrored", "multi_worker")
 
 
 @dataclasses.dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigDict):
     """How to train: optimizer, schedule, regularization, data handling and numerics.
 
     Args:
@@ -69,6 +69,7 @@ class TrainConfig:
     'adam'
     """
 
+    config_name = "training"
     optimizer: str = option("sgd", "optimizer", choices=OPTIMIZERS)
     learning_rate: float = option(0.1, "peak learning rate")
     momentum: float = option(0.9, "SGD/RMSprop momentum")
@@ -158,45 +159,3 @@ class TrainConfig:
                              f"Received: plateau_patience={self.plateau_patience!r}")
         if self.seed < 0:  # numpy's generators take no negative seed
             raise ValueError(f"`seed` must be 0 or more. Received: seed={self.seed!r}")
-
-    def to_dict(self):
-        """Returns the config as a JSON-safe dict."""
-        return {k: list(v) if isinstance(v, tuple) else v
-                for k, v in dataclasses.asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, values):
-        """Builds a config from `to_dict()` output, refusing unknown keys (see `from_mapping`)."""
-        return from_mapping(cls, values, "training")
-
-
-# Time to accuracy, after airbench and "How to train your ResNet" (Page, 2018): a large
-# batch, one-cycle with a short warm-up, Nesterov SGD, label smoothing 0.2 (airbench's
-# value), Lookahead in place of airbench's weight averaging, flip test-time augmentation,
-# and few epochs.
-FAST_RECIPE = TrainConfig(
-    optimizer="sgd", learning_rate=0.4, momentum=0.9, nesterov=True, weight_decay=5e-4,
-    schedule="one_cycle", warmup_epochs=2, epochs=12, batch_size=512, label_smoothing=0.2,
-    lookahead=True, tta=True)
-RECIPE_NAMES = ("paper", "fast")
-
-
-def get_recipe(variant, recipe="paper"):
-    """Returns a training recipe.
-
-    Args:
-        variant: str. The variant whose paper's recipe `"paper"` means; the SGD default
-            (`TrainConfig()`) for names without one.
-        recipe: str. `"paper"` or `"fast"` (time to accuracy). Defaults to `"paper"`.
-
-    Raises:
-        ValueError: for an unknown `recipe`.
-    """
-    if recipe not in RECIPE_NAMES:
-        raise ValueError(f"`recipe` must be one of {', '.join(RECIPE_NAMES)}. "
-                         f"Received: recipe={recipe!r}")
-    if recipe == "fast":
-        return FAST_RECIPE
-    from keras_resnet.variants import VARIANTS
-
-    return VARIANTS[variant].recipe if variant in VARIANTS else TrainConfig()

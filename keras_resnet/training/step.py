@@ -12,11 +12,10 @@ import dataclasses
 
 import keras
 
+from keras_resnet.data.augment import LABEL_MIXING
 from keras_resnet.model import build_resnet
 from keras_resnet.training import runtime
 from keras_resnet.training.optimizers import apply_l2_weight_decay, build_optimizer
-
-LABEL_MIXING = ("mixup", "cutmix")
 
 
 @dataclasses.dataclass(frozen=True)
