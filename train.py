@@ -12,7 +12,8 @@ from keras_resnet.quiet import import_keras
 import_keras()
 
 from keras_resnet.training.__main__ import (  # noqa: E402,F401 - the command's names
-    EXIT_DIVERGED, EXIT_OVER_FLASH_BUDGET, build_parser, main, over_flash_budget)
+    EXIT_DIVERGED, EXIT_OVER_ARENA_BUDGET, EXIT_OVER_FLASH_BUDGET, build_parser, main,
+    over_arena_budget, over_flash_budget)
 
 if __name__ == "__main__":
     from keras_resnet.cli import run_main

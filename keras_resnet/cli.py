@@ -90,7 +90,7 @@ def config_overrides(args, config_class):
 
 
 def add_budget_arguments(group, verb="refused"):
-    """Adds the budget flags: parameters, int8 bytes (flash), multiply-accumulates."""
+    """Adds the budget flags: parameters, int8 bytes (flash), multiply-accumulates, arena."""
     from keras_resnet.config import DEFAULT_PARAM_BUDGET
 
     group.add_argument("--param-budget", type=int, default=DEFAULT_PARAM_BUDGET,
@@ -102,6 +102,10 @@ def add_budget_arguments(group, verb="refused"):
                             "int8/tflm export")
     group.add_argument("--macs-budget", type=int, default=None,
                        help="most multiply-accumulates per image")
+    group.add_argument("--arena-budget", type=int, default=None,
+                       help="most bytes of TFLite Micro's tensor arena (a microcontroller's "
+                            f"RAM for the int8 model): estimated before building ({verb} "
+                            "above it), checked after a tflm export by running the model")
 
 
 def add_read_limit_arguments(parser):

@@ -80,7 +80,7 @@ def _checked_positive(args):
             raise ValueError(f"--{name.replace('_', '-')} must be "
                              f"{'non-negative' if name == 'final_seeds' else 'positive'}. "
                              f"Received: {name}={getattr(args, name)}")
-    for name in ("flash_budget", "macs_budget"):
+    for name in ("flash_budget", "macs_budget", "arena_budget"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be positive. "
                              f"Received: {name}={getattr(args, name)}")
@@ -109,7 +109,7 @@ def _make_space(args, variant, ranges, data=None):
     recipe = dataclasses.replace(get_recipe(variant),
                                  **cli.config_overrides(args, TrainConfig))
     space = SearchSpace(base, recipe, ranges, args.param_budget, args.flash_budget,
-                        args.macs_budget)
+                        args.macs_budget, args.arena_budget)
     space.check_feasible(seed=args.seed)
     return space
 
@@ -218,7 +218,8 @@ def main(argv=None):
     rejected = tuner.oracle.rejected_over_budget
     device = "".join(f", {value:,} {unit}" for value, unit in (
         (args.flash_budget, "bytes of int8 model (estimated)"),
-        (args.macs_budget, "MACs per image")) if value)
+        (args.macs_budget, "MACs per image"),
+        (args.arena_budget, "bytes of TFLM arena (estimated)")) if value)
     header = (f"# Search `{kind}` from `{variant}`\n\nBudget {args.param_budget:,} trainable "
               f"parameters{device}; {rejected} draw(s) rejected over budget before building; "
               f"{args.epochs} epoch(s) per trial"

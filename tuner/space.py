@@ -6,7 +6,7 @@ become configs through `dataclasses.replace` of the base, so they are validated 
 other config, and the network is always `keras_resnet.build_resnet`'s.
 
 Budget rejection uses `SearchSpace.within_budget` (analytic: `keras_resnet.check_budget`'s
-parameter count, int8 flash estimate and MACs) inside the oracle
+parameter count, int8 flash estimate, MACs and TFLM arena estimate) inside the oracle
 (`tuner.hypermodel.BudgetOracleMixin`), before a trial exists.
 """
 
@@ -15,6 +15,7 @@ import dataclasses
 from keras_resnet.config import DEFAULT_PARAM_BUDGET, ResNetConfig, downsampled
 from keras_resnet.model import (
     count_params,
+    estimate_arena_bytes,
     estimate_flops,
     estimate_int8_bytes,
     over_budget,
@@ -36,6 +37,8 @@ class SearchSpace:
             `keras_resnet.model.estimate_int8_bytes`. Defaults to `None` (no limit).
         macs_budget: int or None. Maximum multiply-accumulates per image. Defaults to
             `None` (no limit).
+        arena_budget: int or None. Maximum bytes of TFLM's tensor arena, as estimated by
+            `keras_resnet.model.estimate_arena_bytes`. Defaults to `None` (no limit).
 
     Raises:
         ValueError: if both `base_channels` and `channels` are tuned.
@@ -58,6 +61,7 @@ class SearchSpace:
     param_budget: int = DEFAULT_PARAM_BUDGET
     flash_budget: int | None = None
     macs_budget: int | None = None
+    arena_budget: int | None = None
 
     def __post_init__(self):
         if "channels" in self.ranges and "base_channels" in self.ranges:
@@ -136,20 +140,22 @@ class SearchSpace:
         return count_params(self.resolve(values)[0])["trainable"]
 
     def footprint(self, values):
-        """Trainable parameters, estimated int8 bytes and MACs per image of `values`' model."""
+        """Trainable parameters, estimated int8 bytes, MACs per image and estimated TFLM
+        arena bytes of `values`' model."""
         model = self.resolve(values)[0]
         return {"params": count_params(model)["trainable"],
                 "flash_bytes": estimate_int8_bytes(model),
-                "macs": estimate_flops(model) // 2}
+                "macs": estimate_flops(model) // 2,
+                "arena_bytes": estimate_arena_bytes(model)}
 
     def budget_excess(self, values):
-        """Why `values`' model is over a budget (parameters, flash, MACs), or `None`.
+        """Why `values`' model is over a budget (parameters, flash, MACs, arena), or `None`.
 
         Raises:
             ValueError: if the values make an invalid config.
         """
         return over_budget(self.resolve(values)[0], self.param_budget, self.flash_budget,
-                           self.macs_budget)
+                           self.macs_budget, self.arena_budget)
 
     def within_budget(self, values):
         """True if `values`' model fits every budget; see `budget_excess`."""
@@ -167,19 +173,21 @@ class SearchSpace:
         if any(self.within_budget(values) for values in candidates):
             return
         smallest = {key: min(self.footprint(values)[key] for values in candidates)
-                    for key in ("params", "flash_bytes", "macs")}
+                    for key in ("params", "flash_bytes", "macs", "arena_bytes")}
         raise ValueError(
             f"No configuration of the search space fits the budget: the smallest found has "
             f"{smallest['params']:,} trainable parameters, {smallest['flash_bytes']:,} int8 "
-            f"bytes, {smallest['macs']:,} MACs per image. Raise --param-budget, "
-            f"--flash-budget or --macs-budget, or shrink the space. Received: "
-            f"param_budget={self.param_budget}, flash_budget={self.flash_budget}, "
-            f"macs_budget={self.macs_budget}")
+            f"bytes, {smallest['macs']:,} MACs per image, a {smallest['arena_bytes']:,}-byte "
+            f"arena. Raise --param-budget, --flash-budget, --macs-budget or --arena-budget, "
+            f"or shrink the space. Received: param_budget={self.param_budget}, "
+            f"flash_budget={self.flash_budget}, macs_budget={self.macs_budget}, "
+            f"arena_budget={self.arena_budget}")
 
     def to_dict(self):
         """JSON-safe description, compared on resume."""
         # Device budgets only when set, so a search recorded before they existed resumes.
-        budgets = {name: getattr(self, name) for name in ("flash_budget", "macs_budget")
+        budgets = {name: getattr(self, name)
+                   for name in ("flash_budget", "macs_budget", "arena_budget")
                    if getattr(self, name) is not None}
         return {"base_model": self.base_model.to_dict(), "base_train": self.base_train.to_dict(),
                 "ranges": self.ranges, "param_budget": self.param_budget, **budgets}

@@ -10,6 +10,7 @@ import sys
 
 EXIT_DIVERGED = 3
 EXIT_OVER_FLASH_BUDGET = 4
+EXIT_OVER_ARENA_BUDGET = 5
 
 def build_parser():
     from keras_resnet import cli, variants
@@ -91,6 +92,27 @@ def over_flash_budget(export_dir, flash_budget, config):
             f"Received: flash_budget={flash_budget}")
 
 
+def over_arena_budget(export_dir, arena_budget, config):
+    """The message if the exported model needs more TFLM arena than `arena_budget`, else None.
+
+    The arena is the one the `tflm` export measured by running the int8 model under TFLM
+    (`keras_resnet.export.micro.measure_arena`), the size it ran in.
+    """
+    import json
+    import os
+
+    from keras_resnet.model import estimate_arena_bytes
+
+    with open(os.path.join(export_dir, "report.json")) as file:
+        tflm = json.load(file)["formats"].get("tflm")
+    if not arena_budget or tflm is None or tflm["arena"]["arena_bytes"] <= arena_budget:
+        return None
+    return (f"The exported int8 model needs a TFLM arena of {tflm['arena']['arena_bytes']:,} "
+            f"bytes, over the arena budget of {arena_budget:,} (estimated before training: "
+            f"{estimate_arena_bytes(config):,}); the run and its export are kept in "
+            f"{os.path.dirname(export_dir)}. Received: arena_budget={arena_budget}")
+
+
 def main(argv=None):
     import os
     import time
@@ -105,10 +127,15 @@ def main(argv=None):
 
     variant, config, train_config, data_info = resolve_settings(args)
     param_budget = args.param_budget
-    budgets = {"flash_budget": args.flash_budget, "macs_budget": args.macs_budget}
+    budgets = {"flash_budget": args.flash_budget, "macs_budget": args.macs_budget,
+               "arena_budget": args.arena_budget}
     check_budget(config, param_budget, args.allow_over_budget, **budgets)
     if args.dry_run:
-        from keras_resnet.model import estimate_flops, estimate_int8_bytes
+        from keras_resnet.model import (
+            estimate_arena_bytes,
+            estimate_flops,
+            estimate_int8_bytes,
+        )
 
         counts = count_params(config)
         build_resnet(config, name=variant).summary()
@@ -116,7 +143,8 @@ def main(argv=None):
             "variant": variant, "trainable_params": counts["trainable"],
             "non_trainable_params": counts["non_trainable"], "param_budget": param_budget,
             "int8_bytes_estimate": estimate_int8_bytes(config),
-            "macs_per_image": estimate_flops(config) // 2, **budgets,
+            "macs_per_image": estimate_flops(config) // 2,
+            "arena_bytes_estimate": estimate_arena_bytes(config), **budgets,
             "config": config.to_dict(), "train": train_config.to_dict(),
         })
         return 0
@@ -138,6 +166,12 @@ def main(argv=None):
         from keras_resnet.export.manifest import check_export_folder
 
         export_formats = check_formats(args.export)
+        if args.arena_budget and "tflm" not in export_formats:
+            # Only a tflm export runs the model under TFLM; an unchecked budget would pass
+            # silently.
+            raise ValueError("--arena-budget is checked on the export by running the model "
+                             "under TFLite Micro: add tflm to --export. Received: "
+                             f"export={args.export!r}, arena_budget={args.arena_budget}")
         # Refused now, not after hours of training: an export over a file of the user's.
         check_export_folder(os.path.join(output, "export"), export_names(export_formats))
     # Checked, created and locked before the data is read: a wrong --output or a second
@@ -201,10 +235,14 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
                      class_names=list(data.class_names), source_config=run_config)
         with open(os.path.join(output, "export", "report.md")) as report:
             print(report.read())
-        over = over_flash_budget(os.path.join(output, "export"), args.flash_budget, config)
-        if over:
-            print(f"error: {over}", file=sys.stderr)
-            return EXIT_OVER_FLASH_BUDGET
+        export_dir = os.path.join(output, "export")
+        for over, code in ((over_flash_budget(export_dir, args.flash_budget, config),
+                            EXIT_OVER_FLASH_BUDGET),
+                           (over_arena_budget(export_dir, args.arena_budget, config),
+                            EXIT_OVER_ARENA_BUDGET)):
+            if over:
+                print(f"error: {over}", file=sys.stderr)
+                return code
     cli.print_json_line({k: v for k, v in metrics.items()
                          if k not in ("confusion_matrix", "per_class_accuracy")})
     return 0
