@@ -6,6 +6,7 @@ import collections
 import keras
 
 from keras_resnet import blocks
+from keras_resnet.arena import estimate_arena_bytes  # noqa: F401 - a budget, checked here
 from keras_resnet.config import DEFAULT_PARAM_BUDGET
 
 
@@ -278,134 +279,6 @@ def estimate_int8_bytes(config):
              + INT8_BYTES_FIXED + (INT8_BYTES_FLATTEN if config.pool_size is not None else 0))
     return total
 
-
-
-# TFLM's arena beyond the activations (its "tail"): per operator a NodeAndRegistration (64
-# bytes), a TfLiteEvalTensor (24) for its output and each constant it reads, and the
-# kernel's op data; per output channel of a convolution an int32 multiplier and shift; a
-# fixed part (the interpreter's input and output TfLiteTensors, the allocator's records,
-# TFLM's 16-byte margin for an unaligned arena, `export.micro.ARENA_MARGIN_BYTES`). Fitted
-# on 18 int8 models under tflite-micro's interpreter (reference kernels); the fixed part is
-# the largest residual plus 128 bytes, as a trained model's distinct biases measured up to
-# 32 bytes more than its untrained copy (benchmarks/results/arena_estimate.md). The
-# activations themselves are exact on all of them.
-ARENA_BYTES_PER_OP = 224
-ARENA_BYTES_PER_CHANNEL = 8
-ARENA_BYTES_FIXED = 768
-# TFLM aligns every planned buffer to 16 bytes (kBufferAlignment).
-ARENA_ALIGNMENT = 16
-
-
-def estimate_arena_bytes(config):
-    """Tensor arena the int8 model needs under TFLite Micro, unbuilt.
-
-    TFLM keeps the activations of a model in one arena, planned by its greedy memory
-    planner: largest tensor first, each at the lowest offset free during its lifetime.
-    This walks `layer_plan` into the int8 activation tensors TFLite's graph has (the
-    normalization's SUB and MUL, every convolution's output, squeeze-and-excitation, the
-    residual additions with the shortcut kept alive across the block, the head), runs
-    the same planner over them, and adds TFLM's per-operator and per-channel records
-    (`ARENA_BYTES_*`). ReLU is fused into its convolution or addition; any other
-    activation is counted as two operators (e.g. SiLU's LOGISTIC and MUL), each with a
-    full-size output. Calibrated against `measure_arena` on exported models with TFLM's
-    reference kernels; optimized kernels (CMSIS-NN) add scratch buffers this does not
-    count, so re-measure on the device.
-
-    Args:
-        config: `ResNetConfig`.
-
-    Returns:
-        int, estimated bytes of the tensor arena.
-
-    Example:
-
-    >>> from keras_resnet.variants import get_variant
-    >>> estimate_arena_bytes(get_variant("resnet8"))  # trained, measured: 56,880 bytes
-    57312
-    """
-    tensors, operators = _activation_tensors(config)
-    channels = sum(layer.outputs for layer in layer_plan(config) if layer.kind == "conv")
-    return (_greedy_plan_bytes(tensors) + ARENA_BYTES_PER_OP * operators
-            + ARENA_BYTES_PER_CHANNEL * channels + ARENA_BYTES_FIXED)
-
-
-def _activation_tensors(config):
-    """The int8 activations as `[bytes, first operator, last operator]`, and the count
-    of operators, in the order TFLite runs them (the builder's)."""
-    tensors, operators = [[math.prod(config.input_shape), 0, 0]], 0
-
-    def run(inputs, size):  # one operator: reads `inputs`, writes a tensor of `size`
-        nonlocal operators
-        for tensor in inputs:
-            tensors[tensor][2] = operators
-        tensors.append([size, operators, operators])
-        operators += 1
-        return len(tensors) - 1
-
-    def activate(tensor):  # ReLU is fused; another activation is two more operators
-        if config.activation == "relu":
-            return tensor
-        size = tensors[tensor][0]
-        return run([tensor, run([tensor], size)], size)
-
-    def squeeze_excite(tensor, layer):
-        squeezed = max(1, layer.outputs // config.se_ratio)
-        scale = run([run([run([tensor], layer.outputs)], squeezed)], layer.outputs)
-        return run([tensor, run([scale], layer.outputs)], tensors[tensor][0])  # sigmoid, product
-
-    layers = list(layer_plan(config))
-    x = run([run([0], tensors[0][0])], tensors[0][0])  # normalization: SUB, MUL
-    stem, index = layers[0], 1
-    x = activate(run([x], stem.pixels * stem.outputs))
-    if layers[index].kind == "se":
-        x, index = squeeze_excite(x, layers[index]), index + 1
-    for layer, num_blocks in enumerate(config.blocks):
-        for block in range(num_blocks):
-            first, second = layers[index], layers[index + 1]
-            index += 2
-            y = run([activate(run([x], first.pixels * first.outputs))],
-                    second.pixels * second.outputs)
-            if layers[index].kind == "se":
-                y, index = squeeze_excite(y, layers[index]), index + 1
-            shortcut = x
-            # The builder's rule: a projection where the block strides (the first of a
-            # layer after the first) or changes the channels; it reads the block's input,
-            # which stays alive until then.
-            if (layer > 0 and block == 0) or first.inputs != first.outputs:
-                shortcut, index = run([x], tensors[y][0]), index + 1
-            x = activate(run([y, shortcut], tensors[y][0]))
-    dense = layers[index]
-    heads = 2 if config.head == "avg_max" else 1
-    pooled = [run([x], dense.inputs // heads) for _ in range(heads)]
-    if config.pool_size is not None:  # Flatten: SHAPE, STRIDED_SLICE, PACK, RESHAPE
-        pooled = [run([run([run([run([p], 16)], 4)], 8), p], dense.inputs // heads)
-                  for p in pooled]
-    features = pooled[0] if heads == 1 else run(pooled, dense.inputs)
-    run([run([features], dense.outputs)], dense.outputs)  # classifier, softmax
-    tensors[-1][2] = operators - 1
-    return tensors, operators
-
-
-def _greedy_plan_bytes(tensors):
-    """Arena bytes of TFLM's GreedyMemoryPlanner for `[bytes, first, last]` tensors.
-
-    Largest first (ties: the later tensor first, as TFLM's stable sort of its reversed
-    list), each at the lowest offset that no tensor live at the same time overlaps.
-    """
-    order = sorted(range(len(tensors)), key=lambda t: (-tensors[t][0], -t))
-    placed, end = [], 0
-    for tensor in order:
-        size, first, last = tensors[tensor]
-        size = -(-size // ARENA_ALIGNMENT) * ARENA_ALIGNMENT
-        offset = 0
-        for start, stop in sorted((o, o + s) for o, s, f, l in placed
-                                  if f <= last and first <= l):
-            if start - offset >= size:
-                break
-            offset = max(offset, stop)
-        placed.append((offset, size, first, last))
-        end = max(end, offset + size)
-    return end
 
 
 def float32_model(model):

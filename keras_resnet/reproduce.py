@@ -21,8 +21,6 @@ import sys
 from keras_resnet import cli, run_folder
 
 DEFAULT_RESULTS = os.path.join("benchmarks", "results", "reproduction.json")
-# airbench94 lost 3.3 points on the JPEG copy against the original CIFAR-10 (issue 21).
-JPEG_PENALTY_POINTS = 3.0
 INT8 = "tflite-int8"
 
 
