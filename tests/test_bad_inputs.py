@@ -30,6 +30,7 @@ from tuner import __main__ as tuner_main  # noqa: E402
 
 TINY = ["--variant", "tiny", "--channels", "4,8,16", "--blocks", "1,1,1", "--batch-size", "8",
         "--precision", "float32", "--jit", "off", "--epochs", "1"]
+TUNER_TINY = ["--variant", "tiny", "--max-trials", "1", "--epochs", "1", "--data-dir"]
 COMMANDS = {"train": train.main, "predict": predict.main, "export": export_main.main,
             "tuner": tuner_main.main}
 
@@ -51,10 +52,10 @@ def png(path, size=(8, 8), mode="RGB", value=128):
     return str(path)
 
 
-def image_folder(root, extra=None):
+def image_folder(root, extra=None, count=2):
     for split in ("train", "test"):
         for label, value in (("a", 40), ("b", 200)):
-            for index in range(2):
+            for index in range(count):
                 png(Path(root) / split / label / f"{index}.png", value=value)
     if extra:
         extra(Path(root))
@@ -242,6 +243,19 @@ CASES = [
     ("tuner-output-user-folder", "tuner",
      lambda t: ["--output", (write(t / "mine" / "leaderboard.md", "my notes"), str(t / "mine"))[1]],
      "is not empty and holds no search"),
+    ("tuner-overwrite-user-search-json", "tuner",
+     lambda t: (write(t / "mine" / "search.json", '{"query": "cats"}'),
+                write(t / "mine" / "search" / "notes.md", "my notes"),
+                ["--output", str(t / "mine"), "--overwrite", *TUNER_TINY, image_folder(t / "d", count=10)])[-1],
+     "search.json is not a search record written by the tuner"),
+    ("tuner-search-json-list", "tuner",
+     lambda t: ["--output", (write(t / "s" / "search.json", "[1, 2]"), str(t / "s"))[1]],
+     "search.json is not a search record written by the tuner"),
+    ("tuner-output-held", "tuner",
+     lambda t: (write(t / "s" / "search.json", json.dumps(dict.fromkeys(
+         ("tuner", "variant", "space", "epochs", "data")))), live_lock(t / "s"),
+                ["--output", str(t / "s"), *TUNER_TINY, image_folder(t / "d", count=10)])[-1],
+     "is in use by process"),
     ("tuner-absurd-flag", "tuner", lambda t: ["--blocks", "1:1e6"], "`blocks` must stay within"),
     ("tuner-limit-zero", "tuner", lambda t: ["--max-archive-mb", "0"], "--max-archive-mb must be positive"),
 ]
