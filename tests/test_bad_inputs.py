@@ -6,6 +6,7 @@ line to stderr that names the problem, shows no traceback, and leaves every file
 workspace as it was, with nothing added (a failed start leaves no half-made run folder).
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -199,6 +200,12 @@ CASES = [
      "Cannot load the Keras model safely"),
     ("predict-flex-tflite", "predict", lambda t: [flex_tflite(t), png(t / "x.png")],
      "needs TensorFlow operators (FlexAsString, FlexWriteFile)"),
+    ("predict-truncated-tflite", "predict",
+     lambda t: [write(t / "m.tflite", conv_tflite()[:len(conv_tflite()) * 7 // 10]), png(t / "x.png")],
+     "Not a valid TFLite model (truncated or corrupt"),
+    ("predict-random-tflite", "predict",
+     lambda t: [write(t / "m.tflite", np.random.default_rng(0).bytes(4096)), png(t / "x.png")],
+     "lacks the TFL3 flatbuffer identifier"),
     ("predict-corrupt-image", "predict",
      lambda t: [plain_model(t), write(t / "x.png", b"\x89PNG\r\n\x1a\n truncated")],
      "Cannot decode image"),
@@ -296,6 +303,18 @@ def flex_tflite(tmp):
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS,
                                            tf.lite.OpsSet.SELECT_TF_OPS]
     return write(tmp / "writer.tflite", converter.convert())
+
+
+@functools.lru_cache(maxsize=1)
+def conv_tflite():
+    """A float TFLite model whose file, cut at 70%, crashes the interpreter unchecked (SIGSEGV)."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(256, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
 
 
 def float_tiff(path):
