@@ -187,6 +187,12 @@ CASES = [
      lambda t: [*TINY, "--output", str(t / "run"), "--data-dir",
                 image_folder(t / "d", lambda r: write(r / "train" / "a" / "bad.png", b"\x89PNG\r\n"))],
      "Cannot decode image"),
+    ("cifar-pickle-declares-huge-array", "train",
+     lambda t: [*TINY, "--output", str(t / "run"), "--max-member-mb", "1", "--max-archive-mb", "1",
+                "--data-dir", tar_of(t / "cifar-10-python.tar.gz", {
+                    f"cifar-10-batches-py/{name}": huge_array_pickle()
+                    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]})],
+     "an array of shape (200000, 3072) (614,400,000 bytes) declared in"),
     ("data-dir-missing", "train", lambda t: [*TINY, "--output", str(t / "run"), "--data-dir", str(t / "nope")],
      "does not exist"),
     # predict: untrusted models and images
@@ -315,6 +321,21 @@ def conv_tflite():
     x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(256, 3)(inputs))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
     return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def huge_array_pickle():
+    """A CIFAR batch of 200 bytes whose arrays numpy would allocate at 614 MB, uninitialized."""
+    import pickle
+
+    class Declared:
+        def __init__(self, shape, dtype):
+            self.shape, self.dtype = shape, dtype
+
+        def __reduce__(self):
+            return np.ndarray, (self.shape, self.dtype)
+
+    return pickle.dumps({b"data": Declared((200_000, 3072), "u1"),
+                         b"labels": Declared((200_000,), "i4")}, protocol=2)
 
 
 def float_tiff(path):
