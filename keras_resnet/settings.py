@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 
-from keras_resnet import cli, run_folder
+from keras_resnet import cli, limits, run_folder
 from keras_resnet.config import ResNetConfig
 from keras_resnet.training import TrainConfig, get_recipe
 from keras_resnet.variants import get_variant
@@ -44,19 +44,15 @@ def read_config_file(path):
         ValueError: if the file is missing, cannot be parsed, or its sections are not
             those of a run (`variant`, `model`, `train`, `data`, `resumes`).
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"--config {path} does not exist; expected a JSON or YAML file.")
+    text = limits.read_settings_text(path, "config")
     try:
-        with open(path) as handle:
-            text = handle.read()
         if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            values = yaml.safe_load(text)
+            values = _load_yaml(text)
         else:
             values = json.loads(text)
+        limits.count_values(values)
     except Exception as error:  # noqa: BLE001 - any read or parse error is the user's file
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
         raise ValueError(f"--config {path} could not be parsed: {reason}") from None
     if values is None:
         values = {}
@@ -77,6 +73,32 @@ def read_config_file(path):
             raise ValueError(f"--config {path}: `data.{key}` must be a string. "
                              f"Received: {key}={value!r}")
     return values
+
+
+def _load_yaml(text):
+    import yaml
+
+    # Aliases make a 400-byte file build gigabytes: its size is counted on the parsed
+    # nodes, aliases expanded, before any Python value is made.
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        stack, count = [node], 0
+        while stack:
+            item = stack.pop()
+            count += 1
+            if count > limits.MAX_CONFIG_VALUES:
+                raise ValueError(f"its aliases expand to over {limits.MAX_CONFIG_VALUES:,} "
+                                 "values; a run's settings are a few dozen")
+            if isinstance(item, yaml.SequenceNode):
+                stack.extend(item.value)
+            elif isinstance(item, yaml.MappingNode):
+                stack.extend(child for pair in item.value for child in pair)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
 
 
 def check_resume_architecture(args, file, overrides):

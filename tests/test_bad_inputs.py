@@ -126,6 +126,13 @@ CASES = [
      "could not be parsed"),
     ("config-unknown-section", "train", lambda t: ["--config", write(t / "c.json", '{"optimizer": "sgd"}')],
      "Received: ['optimizer']"),
+    ("config-yaml-alias-bomb", "train", lambda t: ["--config", write(t / "c.yaml", alias_bomb())],
+     "its aliases expand to over 100,000 values"),
+    ("config-json-too-many-values", "train",
+     lambda t: ["--config", write(t / "c.json", json.dumps({"train": {"milestones": [1] * 200_000}}))],
+     "The settings hold over 100,000 values"),
+    ("config-folder", "train", lambda t: ["--config", str(t)], "is a folder; expected a JSON"),
+    ("config-device", "train", lambda t: ["--config", "/dev/zero"], "is not a regular file"),
     ("data-dir-number", "train", lambda t: ["--config", write(t / "c.json", '{"data": {"data_dir": 5}}')],
      "`data.data_dir` must be a string"),
     ("seed-negative", "train", lambda t: [*TINY, "--seed", "-1"], "`seed` must be 0 or more"),
@@ -336,6 +343,14 @@ def huge_array_pickle():
 
     return pickle.dumps({b"data": Declared((200_000, 3072), "u1"),
                          b"labels": Declared((200_000,), "i4")}, protocol=2)
+
+
+def alias_bomb():
+    """400 bytes of YAML whose aliases expand to 9**9 values (billion laughs)."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\ntrain:\n  milestones: *a8\n"
 
 
 def float_tiff(path):
