@@ -117,6 +117,27 @@ def check_resume_architecture(args, file, overrides):
                          f"Received: {', '.join(f'{n}={overrides[n]!r}' for n in changed)}")
 
 
+# Resumed, these would change what a checkpoint's step counter means or what data it saw:
+# the schedule's position is counted in optimizer steps of the recorded batch, and the
+# seed and validation split draw which images are trained on, so a new draw would put
+# trained images into validation.
+RESUME_FIXED = {"batch_size": "the schedule's position is counted in steps of the old batch",
+                "steps_per_epoch": "the schedule's position is counted in the old epochs",
+                "val_split": "a new split would validate on images already trained on",
+                "seed": "a new split would validate on images already trained on"}
+
+
+def check_resume_data(file, train_overrides):
+    """Refuses a resume whose flags change the batch, epoch length, split or seed."""
+    recorded = file.get("train") or {}
+    for name, reason in RESUME_FIXED.items():
+        if name in train_overrides and name in recorded and \
+                train_overrides[name] != recorded[name]:
+            raise ValueError(f"--resume cannot change {name} ({reason}); resume without it "
+                             f"(the run's is {recorded[name]!r}) or start a new --output. "
+                             f"Received: {name}={train_overrides[name]!r}")
+
+
 def resolve_settings(args):
     """Resolves train.py's parsed flags, `--config` and `--resume` into one run's settings.
 
@@ -148,6 +169,7 @@ def resolve_settings(args):
     overrides = cli.config_overrides(args, ResNetConfig)
     if args.resume:
         check_resume_architecture(args, file, overrides)
+        check_resume_data(file, cli.config_overrides(args, TrainConfig))
     variant = args.variant or file.get("variant")
     if "model" in file:
         base = ResNetConfig.from_dict(file["model"])

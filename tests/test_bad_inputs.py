@@ -169,6 +169,16 @@ CASES = [
     ("resume-config-not-object", "train",
      lambda t: ["--output", fake_run(t / "run", config="[1, 2]"), "--resume"],
      "must be a mapping with sections"),
+    ("resume-new-batch-size", "train",
+     lambda t: ["--output", fake_run(t / "run", config=json.dumps({
+         "variant": "tiny", "model": {"blocks": [1, 1, 1], "channels": [4, 8, 16]},
+         "train": {"batch_size": 100, "epochs": 2}, "data": {}})), "--resume", "--batch-size", "50"],
+     "--resume cannot change batch_size (the schedule's position is counted in steps of the old"),
+    ("resume-new-seed", "train",
+     lambda t: ["--output", fake_run(t / "run", config=json.dumps({
+         "variant": "tiny", "model": {"blocks": [1, 1, 1], "channels": [4, 8, 16]},
+         "train": {"seed": 0, "epochs": 2}, "data": {}})), "--resume", "--seed", "1"],
+     "--resume cannot change seed (a new split would validate on images already trained on)"),
     ("resume-nothing", "train", lambda t: [*TINY, "--output", str(t), "--resume"],
      "Nothing to resume"),
     ("export-over-user-file", "train",
