@@ -69,8 +69,10 @@ def main(argv=None):
     check_export_folder(os.path.join(args.run_dir, "export"), export_names(formats))
     data_config = run_config.get("data") or {}
     data_dir = args.data_dir or data_config.get("data_dir")
-    if data_dir is not None and not os.path.isdir(data_dir):
-        raise ValueError(f"The data folder does not exist. Received: data_dir={data_dir!r}")
+    # A folder or an archive (.tar.gz of CIFAR-10 or of an image folder), as training reads.
+    if data_dir is not None and not os.path.exists(data_dir):
+        raise ValueError(f"The data set does not exist: expected a folder or an archive. "
+                         f"Received: data_dir={data_dir!r}")
 
     # Training or another export writing this run at the same time would mix two runs.
     took = lock.acquire_lock(args.run_dir)
