@@ -210,6 +210,18 @@ CASES = [
                     f"cifar-10-batches-py/{name}": huge_array_pickle()
                     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]})],
      "an array of shape (200000, 3072) (614,400,000 bytes) declared in"),
+    ("data-dir-fifo", "train",
+     lambda t: [*TINY, "--output", str(t / "run"), "--data-dir", fifo(t / "d.tar.gz")],
+     "is neither a folder nor a regular file"),
+    ("cifar-batch-fifo", "train",
+     lambda t: ([fifo(t / "c" / n) for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]],
+                [*TINY, "--output", str(t / "run"), "--data-dir", str(t / "c")])[-1],
+     "data_batch_1 is not a regular file: expected a CIFAR-10 batch"),
+    ("image-folder-empty-test", "train",
+     lambda t: [*TINY, "--output", str(t / "run"), "--data-dir",
+                image_folder(t / "d", lambda r: [p.unlink() for p in (r / "test").rglob("*.png")]
+                             + [p.rmdir() for p in (r / "test").iterdir()])],
+     "/test has no class folders"),
     ("data-dir-missing", "train", lambda t: [*TINY, "--output", str(t / "run"), "--data-dir", str(t / "nope")],
      "does not exist"),
     # predict: untrusted models and images
@@ -368,13 +380,20 @@ def float_tiff(path):
     return str(path)
 
 
+def fifo(path):
+    """A named pipe: opening it to read blocks until someone writes."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
+    return str(path)
+
+
 def snapshot(root):
     files = {}
     for folder, _, names in os.walk(root):
         for name in names:
             path = os.path.join(folder, name)
             files[os.path.relpath(path, root)] = hashlib.sha256(
-                Path(path).read_bytes()).hexdigest()
+                Path(path).read_bytes()).hexdigest() if os.path.isfile(path) else "special"
         if not names and folder != str(root):
             files[os.path.relpath(folder, root) + "/"] = "dir"
     return files

@@ -76,6 +76,9 @@ class _ArrayUnpickler(pickle.Unpickler):
 
 def _read_bytes(source):
     if isinstance(source, (str, pathlib.Path)):
+        if not pathlib.Path(source).is_file():  # a FIFO or device would block or never end
+            raise ValueError(f"{source} is not a regular file: expected a CIFAR-10 batch. "
+                             f"Received: data_dir={str(source)!r}")
         return pathlib.Path(source).read_bytes()
     return source
 
