@@ -229,3 +229,21 @@ def test_summary_says_resumed_only_for_a_resumed_run():
                "jit": False, "backend": "tensorflow", "device": "cpu"}
     assert "resumed" not in records.summary_text(metrics)
     assert "(resumed from epoch 1)" in records.summary_text({**metrics, "resumed_from_epoch": 1})
+
+
+
+def test_a_disk_too_full_for_a_checkpoint_is_refused_before_hdf5_writes(splits, tmp_path,
+                                                                        monkeypatch):
+    # HDF5 failing mid-write on a full disk left files that h5py flushed again at exit,
+    # crashing the process (SIGSEGV); the space a checkpoint needs is checked first.
+    import collections
+
+    from keras_resnet.training import checkpoint
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 4096))
+    run_dir = tmp_path / "run"
+    with pytest.raises(OSError, match="the checkpoint of epoch 1 needs about .* MB and .* has "
+                                      "0.0 MB free"):
+        fit(small_config(splits), quick(epochs=1), splits, str(run_dir), verbose=0)
+    assert os.listdir(run_dir / "checkpoints") == []

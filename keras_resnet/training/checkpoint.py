@@ -11,10 +11,13 @@ Keras' `BackupAndRestore` overwrites its checkpoint in place, so a kill during t
 loses it; hence this small class.
 """
 
+import contextlib
+import errno
 import json
 import math
 import os
 import re
+import shutil
 import sys
 import time
 
@@ -176,7 +179,16 @@ class Checkpoint(keras.callbacks.Callback):
                "seconds": time.perf_counter() - self._started}
         self.history.append(row)
         weights = f"epoch-{epoch + 1:04d}.weights.h5"
-        self.model.save_weights(os.path.join(self.directory, weights))
+        _check_free_space(self.model, self.directory, epoch)
+        try:
+            self.model.save_weights(os.path.join(self.directory, weights))
+        except OSError as error:  # e.g. a full disk
+            _abandon_h5(os.path.join(self.directory, weights))
+            text = " ".join(str(error).split())
+            reason = os.strerror(28) if "errno = 28" in text else text[:200]
+            raise OSError(f"The checkpoint of epoch {epoch + 1} could not be written "
+                          f"({reason}); the previous checkpoint, if any, is kept in "
+                          f"{self.directory}") from None
         try:
             verify_weights(os.path.join(self.directory, weights))
         except Exception as error:  # noqa: BLE001 - e.g. a full disk
@@ -206,6 +218,44 @@ class Checkpoint(keras.callbacks.Callback):
                     pass
         if self.on_epoch_saved:
             self.on_epoch_saved(self.history)
+
+
+def _check_free_space(model, directory, epoch):
+    # A write that fails inside HDF5 leaves it in a state that can crash the process (see
+    # _abandon_h5); a disk already too full is refused before HDF5 is involved.
+    import numpy as np
+
+    variables = list(model.weights) + list(getattr(model.optimizer, "variables", []))
+    needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    free = shutil.disk_usage(directory).free
+    # HDF5's object headers and the state record: 10% over the arrays on the variants.
+    if free < needed + needed // 8 + (256 << 10):
+        raise OSError(errno.ENOSPC, f"No space left on device: the checkpoint of epoch "
+                      f"{epoch + 1} needs about {needed / 2**20:,.1f} MB and {directory} has "
+                      f"{free / 2**20:,.1f} MB free; the previous checkpoint, if any, is kept")
+
+
+def _abandon_h5(path):
+    # Keras leaves the failed file open in the error's frames; h5py would flush it again
+    # when they are freed, at exit, and crash (SIGSEGV) on the still-full disk. Its
+    # descriptor is pointed at /dev/null, so that closing it here succeeds, and the file
+    # is removed: it is not a checkpoint.
+    import h5py
+
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        try:
+            if os.path.abspath(file_id.name.decode()) != os.path.abspath(path):
+                continue
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, file_id.get_vfd_handle())
+            finally:
+                os.close(null)
+            file_id.close()
+        except Exception:  # noqa: BLE001 - an id already closed, or HDF5 still refusing
+            continue
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _weights_finite(model):
