@@ -47,3 +47,35 @@ def test_a_lock_whose_pid_was_reused_is_stale(tmp_path):
     assert lock.acquire_lock(str(tmp_path))
     assert lock.read_lock(str(tmp_path))["started"] == lock._start_time(os.getpid())
     lock.release_lock(str(tmp_path))
+
+
+def litter(root):
+    """What kill -9 leaves: temporaries of a dead writer and an export's build folder."""
+    dead = 99_999_999  # above any pid_max: no such process
+    for name in (f"summary.tmp-{dead}-a1b2c3.json", f"checkpoints/state.tmp-{dead}-0f0f0f.json",
+                 f"model.tmp-{dead}-abcdef.keras", ".export-tmp-k2j3/model_int8.tflite"):
+        Path(root, name).parent.mkdir(parents=True, exist_ok=True)
+        Path(root, name).write_text("half written")
+    # A live writer's temporary (a distributed search's worker) is left alone.
+    Path(root, f"metrics.tmp-{os.getppid()}-123456.json").write_text("being written")
+
+
+def test_the_next_owner_of_a_run_folder_removes_what_kill_9_left(tmp_path):
+    from keras_resnet import run_folder
+
+    (tmp_path / "config.json").write_text("{}")
+    litter(tmp_path)
+    (tmp_path / "notes.tmp.txt").write_text("a user's file, not a temporary")
+    with run_folder.hold(str(tmp_path), resume=True):
+        pass
+    assert sorted(os.listdir(tmp_path)) == [
+        "checkpoints", "config.json", f"metrics.tmp-{os.getppid()}-123456.json", "notes.tmp.txt"]
+    assert os.listdir(tmp_path / "checkpoints") == []
+
+
+def test_the_next_search_on_a_folder_removes_what_kill_9_left(tmp_path):
+    (tmp_path / "search.json").write_text(json.dumps(SIGNATURE))
+    litter(tmp_path)
+    with folder.hold(str(tmp_path), SIGNATURE, overwrite=False):
+        pass
+    assert not [n for n in os.listdir(tmp_path) if "-a1b2c3" in n or n.startswith(".export")]

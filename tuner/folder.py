@@ -13,7 +13,7 @@ import json
 import os
 import shutil
 
-from keras_resnet.files import write_json
+from keras_resnet.files import remove_litter, write_json
 from keras_resnet.lock import acquire_lock, release_lock
 
 RECORD_FILE = "search.json"
@@ -89,6 +89,8 @@ def hold(output, signature, overwrite):
     check_output(output)
     os.makedirs(output, exist_ok=True)
     took = acquire_lock(output)
+    if took:
+        remove_litter(output)
     try:
         previous = read_record(output)  # again under the lock: it may have changed
         if previous is not None and overwrite:

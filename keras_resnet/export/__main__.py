@@ -76,6 +76,10 @@ def main(argv=None):
 
     # Training or another export writing this run at the same time would mix two runs.
     took = lock.acquire_lock(args.run_dir)
+    if took:
+        from keras_resnet.files import remove_litter
+
+        remove_litter(args.run_dir)  # a killed export's build folder
     try:
         return _export(args, formats, model_path, run_config, data_config, data_dir)
     finally:
