@@ -135,6 +135,29 @@ def test_interrupted_run_has_the_uninterrupted_losses(splits, tmp_path, recipe):
                                rtol=1e-5)
 
 
+def test_a_checkpoint_of_another_network_is_one_line_that_blames_the_edit(tmp_path):
+    # Editing config.json's channels made 30 lines of Keras warnings, then an error calling
+    # the intact checkpoint unreadable.
+    import warnings
+
+    from keras_resnet.training import checkpoint
+
+    def compiled(units):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units),
+                                  keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    compiled(3).fit(np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32), epochs=1,
+                    verbose=0, callbacks=[checkpoint.Checkpoint(str(tmp_path))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="is intact but does not fit the network "
+                                             "config.json describes: was its model section"):
+            checkpoint.restore(compiled(5), str(tmp_path))
+    assert not [w for w in caught if "saving_lib" in w.filename], caught[0].message
+
+
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"))

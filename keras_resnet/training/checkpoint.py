@@ -20,6 +20,7 @@ import re
 import shutil
 import sys
 import time
+import warnings
 
 import keras
 
@@ -86,7 +87,6 @@ def restore(model, directory):
         path = os.path.join(directory, os.path.basename(str(candidate.get("weights"))))
         try:
             verify_weights(path)
-            model.load_weights(path)
         except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
             reason = " ".join(str(error).split())[:160] or type(error).__name__
             if index + 1 < len(candidates):
@@ -95,6 +95,17 @@ def restore(model, directory):
                 continue
             raise ValueError(f"No readable checkpoint in {directory}: {path} is unreadable "
                              f"({reason}). Received: checkpoint={path!r}") from None
+        try:
+            with warnings.catch_warnings():
+                # Keras warns once per layer it cannot match, before raising: one line below.
+                warnings.simplefilter("ignore")
+                model.load_weights(path)
+        except Exception as error:  # noqa: BLE001 - the file is whole: the network differs
+            reason = " ".join(str(error).split())[:160] or type(error).__name__
+            raise ValueError(f"The checkpoint {path} is intact but does not fit the network "
+                             f"config.json describes: was its model section edited? Restore "
+                             f"it or start a new --output ({reason}). "
+                             f"Received: checkpoint={path!r}") from None
         break
     restored = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if restored != candidate.get("optimizer_iterations", restored):
