@@ -439,6 +439,8 @@ def test_yaml_1e_3_is_a_learning_rate_not_an_error(tmp_path, capsys):
     (PermissionError(13, "Permission denied", "/read-only/run"), 2,
      "error: PermissionError: [Errno 13] Permission denied: '/read-only/run'"),
     (OSError(28, "No space left on device"), 2, "error: OSError: [Errno 28] No space left"),
+    (RuntimeError("SaveV2 .../variables.data: No space left on device [Op:SaveV2]"), 2,
+     "error: RuntimeError: SaveV2 .../variables.data: No space left on device [Op:SaveV2]"),
     (KeyError("weights"), 1, "error: KeyError: 'weights' (an internal error; rerun with --debug"),
     (KeyboardInterrupt(), 130, "error: interrupted"),
 ])
