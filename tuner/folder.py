@@ -11,6 +11,7 @@ under the chief's lock.
 import contextlib
 import json
 import os
+import re
 import shutil
 
 from keras_resnet.files import remove_litter, write_json
@@ -22,6 +23,8 @@ RECORD_KEYS = frozenset({"tuner", "variant", "space", "epochs", "data"})
 # Everything a search writes at the folder's top; `--overwrite` removes these and no other.
 SEARCH_OUTPUTS = ("search", "leaderboard.md", "leaderboard.csv", "pareto.png",
                   "best_config.json", "best_trial.json", "final_seeds.json", "study.md")
+# What keras-tuner writes in its project folder (search/).
+_KERAS_TUNER_NAME = re.compile(r"(oracle|chief|tuner\w*)\.json|trial_\w+|.+\.tmp-\d+-[0-9a-f]{6}.*")
 # The largest record a search writes is a few kilobytes (its space); a bigger file is not one.
 MAX_RECORD_BYTES = 1 << 20
 
@@ -63,7 +66,16 @@ def check_output(output):
         raise ValueError(f"{output} is not empty and holds no search (no {RECORD_FILE}); "
                          "choose a new or empty --output so that no file of yours is "
                          f"overwritten. Received: output={output!r}")
-    read_record(output)
+    if read_record(output) is None and os.path.isdir(os.path.join(output, "search")):
+        # Without a record, search/ must look like the project a worker starts: keras-tuner
+        # would otherwise reload, then overwrite, a user's own oracle.json.
+        foreign = sorted(n for n in os.listdir(os.path.join(output, "search"))
+                         if not _KERAS_TUNER_NAME.fullmatch(n))
+        if foreign:
+            raise ValueError(f"{output}/search holds files a search does not write "
+                             f"({', '.join(foreign[:3])}) and {output} has no {RECORD_FILE}; "
+                             "choose a new or empty --output so that no file of yours is "
+                             f"overwritten. Received: output={output!r}")
 
 
 def _same_search(previous, signature):
