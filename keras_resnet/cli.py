@@ -6,8 +6,10 @@ line on stderr with exit code 2 and no traceback; this module is where that live
 
 import argparse
 import dataclasses
+import errno
 import functools
 import json
+import os
 import sys
 
 from keras_resnet.fields import parse_text
@@ -153,6 +155,7 @@ def print_json_line(payload):
 # Errors a user's input or machine causes: bad values, missing or unreadable files, a full
 # disk. Anything else is a bug of ours, still shown in one line but with its type and exit 1.
 USER_ERRORS = (ValueError, OSError, EOFError)
+_DISK_FULL = os.strerror(errno.ENOSPC)  # "No space left on device"
 
 
 def one_line(error):
@@ -193,6 +196,11 @@ def run_main(main, argv=None):
     except Exception as error:  # noqa: BLE001 - one line for anything, traceback on --debug
         if debug:
             raise
+        if _DISK_FULL in str(error):
+            # A full disk seen through a native library (TensorFlow's ResourceExhaustedError,
+            # HDF5's RuntimeError): the machine's state, not a bug of ours.
+            print(f"error: {type(error).__name__}: {one_line(error)}", file=sys.stderr)
+            return EXIT_USAGE
         print(f"error: {type(error).__name__}: {one_line(error)} (an internal error; rerun "
               f"with {DEBUG_FLAG} for the traceback)", file=sys.stderr)
         return 1

@@ -53,14 +53,27 @@ def read_summary(run):
                          f"train.py --seeds (an unfinished one: rerun it with --resume). "
                          f"Received: run={run!r}")
     try:
-        with open(path) as handle:
+        with open(path, encoding="utf-8") as handle:
             summary = json.load(handle)
     except ValueError:
         summary = None
-    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict):
+    if not _is_summary(summary):
         raise ValueError(f"{path} is not a summary written by train.py --seeds. "
                          f"Received: run={run!r}")
     return summary
+
+
+def _is_summary(summary):
+    # Every field the table and the interval read, with its type: a foreign summary.json
+    # is refused here, not as an internal error halfway through the table.
+    def number(value):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+    if not isinstance(summary, dict) or not isinstance(summary.get("metrics"), dict) \
+            or not isinstance(summary.get("seeds", []), list):
+        return False
+    return all(isinstance(m, dict) and all(number(m.get(k)) for k in ("mean", "std", "n"))
+               for m in summary["metrics"].values())
 
 
 def _format(value, metric, signed=False):

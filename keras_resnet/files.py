@@ -11,7 +11,14 @@ written.
 import contextlib
 import json
 import os
+import re
 import secrets
+import shutil
+
+# `atomic_path`'s temporaries: NAME.tmp-PID-HEX[.EXT].
+_TEMPORARY = re.compile(r".+\.tmp-(\d+)-[0-9a-f]{6}(\.[^.]*)?")
+# The export's build and trash folders (`tempfile.mkdtemp` names, no pid).
+_EXPORT_FOLDERS = (".export-tmp-", ".export-old-")
 
 
 @contextlib.contextmanager
@@ -114,3 +121,28 @@ def read_json(path, what):
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ValueError(f"{path} cannot be read as JSON ({error}). "
                          f"Received: {what}={path!r}") from None
+
+
+def remove_litter(folder):
+    """Removes what writers killed with SIGKILL left in `folder`, which the caller holds.
+
+    A kill -9 runs no cleanup, so `atomic_path`'s temporaries and an export's build
+    folders stay. Called by whoever holds the folder's lock: an export folder is then
+    nobody's; a temporary is removed only if its process is gone, since a distributed
+    search's workers write beside the chief that holds the lock.
+    """
+    from keras_resnet.lock import _pid_alive
+
+    try:
+        names = os.listdir(folder)
+    except OSError:
+        return
+    for name in names:
+        path = os.path.join(folder, name)
+        match = _TEMPORARY.fullmatch(name)
+        if match and int(match.group(1)) != os.getpid() and not _pid_alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        elif name.startswith(_EXPORT_FOLDERS) and os.path.isdir(path) \
+                and not os.path.islink(path):
+            shutil.rmtree(path, ignore_errors=True)

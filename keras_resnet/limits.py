@@ -41,3 +41,74 @@ class ReadLimits:
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"`{field.name}` must be a positive integer. "
                                  f"Received: {field.name}={value!r}")
+
+
+# A run's config.json, a --config or a --space file is a few kilobytes; its values number
+# in the tens (a resumed run's history adds some per resume). These bound what a hostile
+# file may make parsing, and every message that shows a value, cost.
+MAX_CONFIG_BYTES = 4 * MB
+MAX_CONFIG_VALUES = 100_000
+
+
+def read_settings_text(path, flag):
+    """Reads a small settings file (JSON or YAML) as text, refusing what is not one.
+
+    Args:
+        path: str. The file.
+        flag: str. The flag that named it, for the message (`config`, `space`).
+
+    Raises:
+        ValueError: if `path` is missing, a folder or another non-regular file (a FIFO or
+            device would block or never end), larger than `MAX_CONFIG_BYTES`, or not UTF-8.
+    """
+    import os
+    import stat
+
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise ValueError(f"--{flag} {path} does not exist; expected a JSON or YAML file. "
+                         f"Received: {flag}={path!r}") from None
+    except OSError as error:
+        raise ValueError(f"--{flag} {path} cannot be read ({error.strerror}); expected a JSON "
+                         f"or YAML file. Received: {flag}={path!r}") from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file"
+        raise ValueError(f"--{flag} {path} is {kind}; expected a JSON or YAML file. "
+                         f"Received: {flag}={path!r}")
+    with open(path, "rb") as handle:
+        data = handle.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ValueError(f"--{flag} {path} is over {MAX_CONFIG_BYTES // MB} MB, too large for "
+                         f"a settings file. Received: {flag}={path!r}")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ValueError(f"--{flag} {path} could not be parsed: it is not UTF-8 text. "
+                         f"Received: {flag}={path!r}") from None
+
+
+def count_values(value, limit=MAX_CONFIG_VALUES):
+    """Counts the values in parsed JSON (containers and scalars), stopping past `limit`.
+
+    Raises:
+        ValueError: if there are more than `limit`.
+
+    Example:
+
+    >>> count_values({"train": {"epochs": 3, "milestones": [10, 20]}})
+    9
+    """
+    count, stack = 0, [value]
+    while stack:
+        item = stack.pop()
+        count += 1
+        if count > limit:
+            raise ValueError(f"The settings hold over {limit:,} values; a run's settings are "
+                             f"a few dozen. Received: values>{limit}")
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return count

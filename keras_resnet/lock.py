@@ -1,9 +1,10 @@
 """A folder's lock: one process at a time writes a run folder or an export.
 
-The lock is a file, `.lock`, holding the owner's pid and host, created with `O_EXCL` so
-that two processes cannot both take it. A lock whose process is gone (killed, crashed) is
-stale and taken over; a lock held from another host counts as live, since its process
-cannot be checked from here.
+The lock is a file, `.lock`, holding the owner's pid, host and process start time, created
+with `O_EXCL` so that two processes cannot both take it. A lock whose process is gone
+(killed, crashed) is stale and taken over, and so is one whose pid now belongs to a
+process started at another time (pids are reused); a lock held from another host counts
+as live, since its process cannot be checked from here.
 """
 
 import contextlib
@@ -26,8 +27,19 @@ def _pid_alive(pid):
     return True
 
 
+def _start_time(pid):
+    # Field 22 of /proc/PID/stat, in clock ticks since boot: with the pid, it names one
+    # process. None where /proc is missing (not Linux), so only the pid is compared there.
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as handle:
+            stat = handle.read()
+        return int(stat[stat.rindex(b")") + 2:].split()[19])
+    except (OSError, ValueError, IndexError, OverflowError):
+        return None
+
+
 def read_lock(run_dir):
-    """Returns `{"pid", "host"}` of the lock in `run_dir`, or None when there is none."""
+    """Returns `{"pid", "host", "started"}` of the lock in `run_dir`, or None when there is none."""
     try:
         with open(os.path.join(run_dir, LOCK_FILE)) as handle:
             holder = json.load(handle)
@@ -44,7 +56,11 @@ def lock_is_live(holder):
         return False
     if holder.get("host") not in (None, socket.gethostname()):
         return True  # a process on another machine sharing the folder: cannot tell
-    return _pid_alive(holder["pid"])
+    if not _pid_alive(holder["pid"]):
+        return False
+    started = holder.get("started")
+    now = _start_time(holder["pid"])
+    return not (isinstance(started, int) and now is not None and now != started)
 
 
 def acquire_lock(run_dir):
@@ -85,7 +101,8 @@ def acquire_lock(run_dir):
                 os.remove(path)  # stale: its process is gone
             continue
         with os.fdopen(descriptor, "w") as handle:
-            json.dump({"pid": os.getpid(), "host": socket.gethostname()}, handle)
+            json.dump({"pid": os.getpid(), "host": socket.gethostname(),
+                       "started": _start_time(os.getpid())}, handle)
         return True
     raise ValueError(f"Could not take the lock of {run_dir}: it keeps changing. "
                      f"Received: output={run_dir!r}")

@@ -160,8 +160,13 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     args.model = resolve_model(args.model)
     # Every check that needs no TensorFlow comes first, so bad input fails in milliseconds.
-    if runtime.check_model_path(args.model) == "saved_model" and not args.trust_saved_model:
+    fmt = runtime.check_model_path(args.model)
+    if fmt == "saved_model" and not args.trust_saved_model:
         runtime.load_predictor(args.model)  # refuses it, naming the flag
+    if fmt == "tflite":
+        from keras_resnet.export.tflite_file import check_tflite
+
+        check_tflite(args.model)
     if args.max_image_pixels < 1:
         raise ValueError("--max-image-pixels must be positive. "
                          f"Received: max_image_pixels={args.max_image_pixels}")

@@ -18,7 +18,7 @@ import json
 import os
 import shutil
 
-from keras_resnet.files import atomic_path, write_json
+from keras_resnet.files import atomic_path, remove_litter, write_json
 from keras_resnet.lock import LOCK_FILE, acquire_lock, lock_is_live, read_lock, release_lock
 
 CONFIG_FILE = "config.json"
@@ -104,6 +104,9 @@ def hold(run_dir, resume):
         raise ValueError(f"Cannot create the run folder ({error.strerror}). "
                          f"Received: output={run_dir!r}") from None
     took = acquire_lock(run_dir)
+    if took:
+        for folder in (run_dir, os.path.join(run_dir, "checkpoints")):
+            remove_litter(folder)
     try:
         yield
     except BaseException:

@@ -10,7 +10,7 @@ import dataclasses
 import json
 import os
 
-from keras_resnet import cli, run_folder
+from keras_resnet import cli, limits, run_folder
 from keras_resnet.config import ResNetConfig
 from keras_resnet.training import TrainConfig
 from keras_resnet.variants import get_recipe, get_variant
@@ -44,19 +44,15 @@ def read_config_file(path):
         ValueError: if the file is missing, cannot be parsed, or its sections are not
             those of a run (`variant`, `model`, `train`, `data`, `resumes`).
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"--config {path} does not exist; expected a JSON or YAML file.")
+    text = limits.read_settings_text(path, "config")
     try:
-        with open(path) as handle:
-            text = handle.read()
         if path.endswith((".yaml", ".yml")):
-            import yaml
-
-            values = yaml.safe_load(text)
+            values = _load_yaml(text)
         else:
             values = json.loads(text)
+        limits.count_values(values)
     except Exception as error:  # noqa: BLE001 - any read or parse error is the user's file
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = " ".join(str(error).split())[:300] or type(error).__name__
         raise ValueError(f"--config {path} could not be parsed: {reason}") from None
     if values is None:
         values = {}
@@ -79,6 +75,32 @@ def read_config_file(path):
     return values
 
 
+def _load_yaml(text):
+    import yaml
+
+    # Aliases make a 400-byte file build gigabytes: its size is counted on the parsed
+    # nodes, aliases expanded, before any Python value is made.
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        stack, count = [node], 0
+        while stack:
+            item = stack.pop()
+            count += 1
+            if count > limits.MAX_CONFIG_VALUES:
+                raise ValueError(f"its aliases expand to over {limits.MAX_CONFIG_VALUES:,} "
+                                 "values; a run's settings are a few dozen")
+            if isinstance(item, yaml.SequenceNode):
+                stack.extend(item.value)
+            elif isinstance(item, yaml.MappingNode):
+                stack.extend(child for pair in item.value for child in pair)
+        return loader.construct_document(node)
+    finally:
+        loader.dispose()
+
+
 def check_resume_architecture(args, file, overrides):
     """Refuses a resume whose flags change the network the checkpoint holds."""
     if args.variant is not None and args.variant != file.get("variant"):
@@ -93,6 +115,27 @@ def check_resume_architecture(args, file, overrides):
         raise ValueError(f"The architecture of a run cannot change on --resume "
                          f"({', '.join(changed)} differ from the run's); start a new --output. "
                          f"Received: {', '.join(f'{n}={overrides[n]!r}' for n in changed)}")
+
+
+# Resumed, these would change what a checkpoint's step counter means or what data it saw:
+# the schedule's position is counted in optimizer steps of the recorded batch, and the
+# seed and validation split draw which images are trained on, so a new draw would put
+# trained images into validation.
+RESUME_FIXED = {"batch_size": "the schedule's position is counted in steps of the old batch",
+                "steps_per_epoch": "the schedule's position is counted in the old epochs",
+                "val_split": "a new split would validate on images already trained on",
+                "seed": "a new split would validate on images already trained on"}
+
+
+def check_resume_data(file, train_overrides):
+    """Refuses a resume whose flags change the batch, epoch length, split or seed."""
+    recorded = file.get("train") or {}
+    for name, reason in RESUME_FIXED.items():
+        if name in train_overrides and name in recorded and \
+                train_overrides[name] != recorded[name]:
+            raise ValueError(f"--resume cannot change {name} ({reason}); resume without it "
+                             f"(the run's is {recorded[name]!r}) or start a new --output. "
+                             f"Received: {name}={train_overrides[name]!r}")
 
 
 def resolve_settings(args):
@@ -126,6 +169,7 @@ def resolve_settings(args):
     overrides = cli.config_overrides(args, ResNetConfig)
     if args.resume:
         check_resume_architecture(args, file, overrides)
+        check_resume_data(file, cli.config_overrides(args, TrainConfig))
     variant = args.variant or file.get("variant")
     if "model" in file:
         base = ResNetConfig.from_dict(file["model"])

@@ -6,6 +6,7 @@ line to stderr that names the problem, shows no traceback, and leaves every file
 workspace as it was, with nothing added (a failed start leaves no half-made run folder).
 """
 
+import functools
 import hashlib
 import io
 import json
@@ -30,6 +31,7 @@ from tuner import __main__ as tuner_main  # noqa: E402
 
 TINY = ["--variant", "tiny", "--channels", "4,8,16", "--blocks", "1,1,1", "--batch-size", "8",
         "--precision", "float32", "--jit", "off", "--epochs", "1"]
+TUNER_TINY = ["--variant", "tiny", "--max-trials", "1", "--epochs", "1", "--data-dir"]
 COMMANDS = {"train": train.main, "predict": predict.main, "export": export_main.main,
             "tuner": tuner_main.main}
 
@@ -51,10 +53,10 @@ def png(path, size=(8, 8), mode="RGB", value=128):
     return str(path)
 
 
-def image_folder(root, extra=None):
+def image_folder(root, extra=None, count=2):
     for split in ("train", "test"):
         for label, value in (("a", 40), ("b", 200)):
-            for index in range(2):
+            for index in range(count):
                 png(Path(root) / split / label / f"{index}.png", value=value)
     if extra:
         extra(Path(root))
@@ -124,6 +126,13 @@ CASES = [
      "could not be parsed"),
     ("config-unknown-section", "train", lambda t: ["--config", write(t / "c.json", '{"optimizer": "sgd"}')],
      "Received: ['optimizer']"),
+    ("config-yaml-alias-bomb", "train", lambda t: ["--config", write(t / "c.yaml", alias_bomb())],
+     "its aliases expand to over 100,000 values"),
+    ("config-json-too-many-values", "train",
+     lambda t: ["--config", write(t / "c.json", json.dumps({"train": {"milestones": [1] * 200_000}}))],
+     "The settings hold over 100,000 values"),
+    ("config-folder", "train", lambda t: ["--config", str(t)], "is a folder; expected a JSON"),
+    ("config-device", "train", lambda t: ["--config", "/dev/zero"], "is not a regular file"),
     ("data-dir-number", "train", lambda t: ["--config", write(t / "c.json", '{"data": {"data_dir": 5}}')],
      "`data.data_dir` must be a string"),
     ("seed-negative", "train", lambda t: [*TINY, "--seed", "-1"], "`seed` must be 0 or more"),
@@ -160,6 +169,16 @@ CASES = [
     ("resume-config-not-object", "train",
      lambda t: ["--output", fake_run(t / "run", config="[1, 2]"), "--resume"],
      "must be a mapping with sections"),
+    ("resume-new-batch-size", "train",
+     lambda t: ["--output", fake_run(t / "run", config=json.dumps({
+         "variant": "tiny", "model": {"blocks": [1, 1, 1], "channels": [4, 8, 16]},
+         "train": {"batch_size": 100, "epochs": 2}, "data": {}})), "--resume", "--batch-size", "50"],
+     "--resume cannot change batch_size (the schedule's position is counted in steps of the old"),
+    ("resume-new-seed", "train",
+     lambda t: ["--output", fake_run(t / "run", config=json.dumps({
+         "variant": "tiny", "model": {"blocks": [1, 1, 1], "channels": [4, 8, 16]},
+         "train": {"seed": 0, "epochs": 2}, "data": {}})), "--resume", "--seed", "1"],
+     "--resume cannot change seed (a new split would validate on images already trained on)"),
     ("resume-nothing", "train", lambda t: [*TINY, "--output", str(t), "--resume"],
      "Nothing to resume"),
     ("export-over-user-file", "train",
@@ -185,6 +204,24 @@ CASES = [
      lambda t: [*TINY, "--output", str(t / "run"), "--data-dir",
                 image_folder(t / "d", lambda r: write(r / "train" / "a" / "bad.png", b"\x89PNG\r\n"))],
      "Cannot decode image"),
+    ("cifar-pickle-declares-huge-array", "train",
+     lambda t: [*TINY, "--output", str(t / "run"), "--max-member-mb", "1", "--max-archive-mb", "1",
+                "--data-dir", tar_of(t / "cifar-10-python.tar.gz", {
+                    f"cifar-10-batches-py/{name}": huge_array_pickle()
+                    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]})],
+     "an array of shape (200000, 3072) (614,400,000 bytes) declared in"),
+    ("data-dir-fifo", "train",
+     lambda t: [*TINY, "--output", str(t / "run"), "--data-dir", fifo(t / "d.tar.gz")],
+     "is neither a folder nor a regular file"),
+    ("cifar-batch-fifo", "train",
+     lambda t: ([fifo(t / "c" / n) for n in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]],
+                [*TINY, "--output", str(t / "run"), "--data-dir", str(t / "c")])[-1],
+     "data_batch_1 is not a regular file: expected a CIFAR-10 batch"),
+    ("image-folder-empty-test", "train",
+     lambda t: [*TINY, "--output", str(t / "run"), "--data-dir",
+                image_folder(t / "d", lambda r: [p.unlink() for p in (r / "test").rglob("*.png")]
+                             + [p.rmdir() for p in (r / "test").iterdir()])],
+     "/test has no class folders"),
     ("data-dir-missing", "train", lambda t: [*TINY, "--output", str(t / "run"), "--data-dir", str(t / "nope")],
      "does not exist"),
     # predict: untrusted models and images
@@ -198,6 +235,12 @@ CASES = [
      "Cannot load the Keras model safely"),
     ("predict-flex-tflite", "predict", lambda t: [flex_tflite(t), png(t / "x.png")],
      "needs TensorFlow operators (FlexAsString, FlexWriteFile)"),
+    ("predict-truncated-tflite", "predict",
+     lambda t: [write(t / "m.tflite", conv_tflite()[:len(conv_tflite()) * 7 // 10]), png(t / "x.png")],
+     "Not a valid TFLite model (truncated or corrupt"),
+    ("predict-random-tflite", "predict",
+     lambda t: [write(t / "m.tflite", np.random.default_rng(0).bytes(4096)), png(t / "x.png")],
+     "lacks the TFL3 flatbuffer identifier"),
     ("predict-corrupt-image", "predict",
      lambda t: [plain_model(t), write(t / "x.png", b"\x89PNG\r\n\x1a\n truncated")],
      "Cannot decode image"),
@@ -242,6 +285,23 @@ CASES = [
     ("tuner-output-user-folder", "tuner",
      lambda t: ["--output", (write(t / "mine" / "leaderboard.md", "my notes"), str(t / "mine"))[1]],
      "is not empty and holds no search"),
+    ("tuner-overwrite-user-search-json", "tuner",
+     lambda t: (write(t / "mine" / "search.json", '{"query": "cats"}'),
+                write(t / "mine" / "search" / "notes.md", "my notes"),
+                ["--output", str(t / "mine"), "--overwrite", *TUNER_TINY, image_folder(t / "d", count=10)])[-1],
+     "search.json is not a search record written by the tuner"),
+    ("tuner-output-user-search-folder", "tuner",
+     lambda t: ["--output", (write(t / "mine" / "search" / "oracle.json", "{}"),
+                             write(t / "mine" / "search" / "notes.md", "mine"), str(t / "mine"))[-1]],
+     "search holds files a search does not write (notes.md)"),
+    ("tuner-search-json-list", "tuner",
+     lambda t: ["--output", (write(t / "s" / "search.json", "[1, 2]"), str(t / "s"))[1]],
+     "search.json is not a search record written by the tuner"),
+    ("tuner-output-held", "tuner",
+     lambda t: (write(t / "s" / "search.json", json.dumps(dict.fromkeys(
+         ("tuner", "variant", "space", "epochs", "data")))), live_lock(t / "s"),
+                ["--output", str(t / "s"), *TUNER_TINY, image_folder(t / "d", count=10)])[-1],
+     "is in use by process"),
     ("tuner-absurd-flag", "tuner", lambda t: ["--blocks", "1:1e6"], "`blocks` must stay within"),
     ("tuner-limit-zero", "tuner", lambda t: ["--max-archive-mb", "0"], "--max-archive-mb must be positive"),
 ]
@@ -284,8 +344,50 @@ def flex_tflite(tmp):
     return write(tmp / "writer.tflite", converter.convert())
 
 
+@functools.lru_cache(maxsize=1)
+def conv_tflite():
+    """A float TFLite model whose file, cut at 70%, crashes the interpreter unchecked (SIGSEGV)."""
+    import keras
+    import tensorflow as tf
+
+    inputs = keras.Input((8, 8, 3))
+    x = keras.layers.GlobalAveragePooling2D()(keras.layers.Conv2D(256, 3)(inputs))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    return tf.lite.TFLiteConverter.from_keras_model(model).convert()
+
+
+def huge_array_pickle():
+    """A CIFAR batch of 200 bytes whose arrays numpy would allocate at 614 MB, uninitialized."""
+    import pickle
+
+    class Declared:
+        def __init__(self, shape, dtype):
+            self.shape, self.dtype = shape, dtype
+
+        def __reduce__(self):
+            return np.ndarray, (self.shape, self.dtype)
+
+    return pickle.dumps({b"data": Declared((200_000, 3072), "u1"),
+                         b"labels": Declared((200_000,), "i4")}, protocol=2)
+
+
+def alias_bomb():
+    """400 bytes of YAML whose aliases expand to 9**9 values (billion laughs)."""
+    lines = ['a0: &a0 ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level in range(1, 9):
+        lines.append(f"a{level}: &a{level} [" + ",".join([f"*a{level - 1}"] * 9) + "]")
+    return "\n".join(lines) + "\ntrain:\n  milestones: *a8\n"
+
+
 def float_tiff(path):
     Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(path)
+    return str(path)
+
+
+def fifo(path):
+    """A named pipe: opening it to read blocks until someone writes."""
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    os.mkfifo(path)
     return str(path)
 
 
@@ -295,7 +397,7 @@ def snapshot(root):
         for name in names:
             path = os.path.join(folder, name)
             files[os.path.relpath(path, root)] = hashlib.sha256(
-                Path(path).read_bytes()).hexdigest()
+                Path(path).read_bytes()).hexdigest() if os.path.isfile(path) else "special"
         if not names and folder != str(root):
             files[os.path.relpath(folder, root) + "/"] = "dir"
     return files
@@ -341,6 +443,8 @@ def test_yaml_1e_3_is_a_learning_rate_not_an_error(tmp_path, capsys):
     (PermissionError(13, "Permission denied", "/read-only/run"), 2,
      "error: PermissionError: [Errno 13] Permission denied: '/read-only/run'"),
     (OSError(28, "No space left on device"), 2, "error: OSError: [Errno 28] No space left"),
+    (RuntimeError("SaveV2 .../variables.data: No space left on device [Op:SaveV2]"), 2,
+     "error: RuntimeError: SaveV2 .../variables.data: No space left on device [Op:SaveV2]"),
     (KeyError("weights"), 1, "error: KeyError: 'weights' (an internal error; rerun with --debug"),
     (KeyboardInterrupt(), 130, "error: interrupted"),
 ])

@@ -77,12 +77,16 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path):
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "summary.json").write_text("{not json")
     (tmp_path / "plain").mkdir()
+    (tmp_path / "foreign").mkdir()  # another tool's summary.json: metrics, not ours
+    (tmp_path / "foreign" / "summary.json").write_text(json.dumps(
+        {"seeds": [0, 1], "metrics": {"test_accuracy": 0.9}}))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for argv, message in [
         ([runs[0]], "at least two run folders"),
         ([runs[0], str(tmp_path / "missing")], "is not a folder"),
         ([runs[0], str(tmp_path / "plain")], "has no summary.json"),
         ([runs[0], str(tmp_path / "broken")], "is not a summary"),
+        ([runs[0], str(tmp_path / "foreign")], "is not a summary"),
         ([runs[0], single], "has 1 seed(s)"),
         ([*runs, "--metrics", "loss"], "has no loss"),
         ([*runs, "--confidence", "95"], "--confidence must be in (0, 1)"),

@@ -283,7 +283,8 @@ def test_predict_cli_on_png(exported, data, tmp_path):
 
 
 @pytest.mark.slow
-def test_export_cli_on_an_image_folder(trained, data, tmp_path):
+@pytest.mark.parametrize("packed", [False, True], ids=["folder", "tar.gz"])
+def test_export_cli_on_an_image_folder(trained, data, tmp_path, packed):
     # load_data reads DIR/{train,test}/<class>/ with classes in sorted folder order.
     folders = [f"{index}_{name}" for index, name in enumerate(CLASS_NAMES)]
     for split in ("train", "test"):
@@ -291,11 +292,18 @@ def test_export_cli_on_an_image_folder(trained, data, tmp_path):
             folder = tmp_path / "data" / split / folders[label]
             folder.mkdir(parents=True, exist_ok=True)
             Image.fromarray(image).save(folder / f"{index}.png")
+    data_dir = tmp_path / "data"
+    if packed:  # README allows training from a .tar.gz of the folder: export must read it too
+        import tarfile
+
+        with tarfile.open(tmp_path / "data.tar.gz", "w:gz") as tar:
+            tar.add(data_dir, arcname="data")
+        data_dir = tmp_path / "data.tar.gz"
     run = tmp_path / "run"
     run.mkdir()
     trained.save(run / "model.keras")
     (run / "config.json").write_text(json.dumps({"variant": "tiny", "data": {
-        "dataset": "cifar10", "data_dir": str(tmp_path / "data"), "image_size": [32, 32],
+        "dataset": "cifar10", "data_dir": str(data_dir), "image_size": [32, 32],
         "val_split": 0.1, "seed": 0}}))
     result = run_module("keras_resnet.export", str(run), "--formats", "saved_model,tflite-int8",
                         "--calibration-samples", "100", "--latency-runs", "2")
@@ -322,7 +330,7 @@ def run_dir(trained, tmp_path_factory):
 @pytest.mark.parametrize("args, message", [
     (["{run}/empty"], "The run folder has no model.keras"),
     (["{run}", "--formats", "tflite,onnx"], "Unknown or no export format"),
-    (["{run}", "--data-dir", "{run}/missing"], "The data folder does not exist"),
+    (["{run}", "--data-dir", "{run}/missing"], "The data set does not exist"),
     pytest.param(["{run}", "--formats", "tflite-int8", "--data-dir", "{run}/empty"],
                  "tflite-int8 needs training images to calibrate on",
                  marks=pytest.mark.slow),  # fails after loading TensorFlow

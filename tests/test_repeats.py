@@ -99,6 +99,24 @@ def test_resume_skips_finished_seeds_and_continues_the_unfinished(splits, tmp_pa
     assert json.load(open(os.path.join(run_dir, "repeats.json")))["seeds"] == [0, 1, 2]
 
 
+@pytest.mark.slow
+def test_resume_with_more_epochs_continues_every_seed_to_them(splits, tmp_path):
+    run_dir = str(tmp_path / "run")
+    model_config = small_config(splits)
+    repeats.run_repeats(model_config, quick(epochs=1), splits, run_dir, seeds=(0, 1), verbose=0)
+    os.remove(os.path.join(run_dir, "seed-1", "metrics.json"))  # seed 1 killed before its end
+    summary = repeats.run_repeats(model_config, quick(epochs=2), splits, run_dir, seeds=(0, 1),
+                                  resume=True, verbose=0)
+    for seed in (0, 1):
+        metrics = json.load(open(os.path.join(run_dir, f"seed-{seed}", "metrics.json")))
+        assert metrics["epochs_completed"] == 2 and metrics["resumed_from_epoch"] == 1
+    assert summary["config"]["train"]["epochs"] == 2
+    assert len(summary["curves"]["loss"]["mean"]) == 2
+    with pytest.raises(ValueError, match=r"some already trained more \(seed 0: 2, seed 1: 2\)"):
+        repeats.run_repeats(model_config, quick(epochs=1), splits, run_dir, seeds=(0, 1),
+                            resume=True, verbose=0)
+
+
 def test_summary_refuses_an_unfinished_seed(repeated, tmp_path):
     run_dir, _ = repeated
     with pytest.raises(ValueError, match="Seed 4 has not finished"):

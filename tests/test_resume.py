@@ -135,6 +135,29 @@ def test_interrupted_run_has_the_uninterrupted_losses(splits, tmp_path, recipe):
                                rtol=1e-5)
 
 
+def test_a_checkpoint_of_another_network_is_one_line_that_blames_the_edit(tmp_path):
+    # Editing config.json's channels made 30 lines of Keras warnings, then an error calling
+    # the intact checkpoint unreadable.
+    import warnings
+
+    from keras_resnet.training import checkpoint
+
+    def compiled(units):
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(units),
+                                  keras.layers.Dense(2)])
+        model.compile(optimizer="adam", loss="mse")
+        return model
+
+    compiled(3).fit(np.ones((8, 4), np.float32), np.zeros((8, 2), np.float32), epochs=1,
+                    verbose=0, callbacks=[checkpoint.Checkpoint(str(tmp_path))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with pytest.raises(ValueError, match="is intact but does not fit the network "
+                                             "config.json describes: was its model section"):
+            checkpoint.restore(compiled(5), str(tmp_path))
+    assert not [w for w in caught if "saving_lib" in w.filename], caught[0].message
+
+
 @pytest.fixture(scope="module")
 def image_folder(tmp_path_factory):
     return make_image_folder(tmp_path_factory.mktemp("images"))
@@ -229,3 +252,21 @@ def test_summary_says_resumed_only_for_a_resumed_run():
                "jit": False, "backend": "tensorflow", "device": "cpu"}
     assert "resumed" not in records.summary_text(metrics)
     assert "(resumed from epoch 1)" in records.summary_text({**metrics, "resumed_from_epoch": 1})
+
+
+
+def test_a_disk_too_full_for_a_checkpoint_is_refused_before_hdf5_writes(splits, tmp_path,
+                                                                        monkeypatch):
+    # HDF5 failing mid-write on a full disk left files that h5py flushed again at exit,
+    # crashing the process (SIGSEGV); the space a checkpoint needs is checked first.
+    import collections
+
+    from keras_resnet.training import checkpoint
+
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(checkpoint.shutil, "disk_usage", lambda path: usage(1 << 30, 1 << 30, 4096))
+    run_dir = tmp_path / "run"
+    with pytest.raises(OSError, match="the checkpoint of epoch 1 needs about .* MB and .* has "
+                                      "0.0 MB free"):
+        fit(small_config(splits), quick(epochs=1), splits, str(run_dir), verbose=0)
+    assert os.listdir(run_dir / "checkpoints") == []

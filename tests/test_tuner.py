@@ -195,7 +195,7 @@ def test_cli_errors_are_one_line(capsys, argv, message):
 def test_invalid_space_file(tmp_path, capsys):
     (tmp_path / "space.json").write_text("{not json")
     assert run_main(main, ["--space", str(tmp_path / "space.json")]) == 2
-    assert "is not valid JSON" in capsys.readouterr().err
+    assert "could not be read as JSON" in capsys.readouterr().err
 
 
 def test_cli_error_has_no_traceback_in_a_subprocess():

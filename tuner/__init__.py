@@ -39,7 +39,9 @@ Resuming: the search state is keras-tuner's own, in `OUTPUT/search/` (`oracle.js
 one `trial.json` per trial, written atomically). Rerunning the same command with the same
 `--output` continues: finished trials are kept, a trial that was interrupted runs again,
 and a larger `--max-trials` adds trials. Changing the space, tuner, data or epochs on the
-same folder is refused; `--overwrite` starts over.
+same folder is refused; `--overwrite` starts over, removing only what a search wrote.
+`tuner.folder`: a folder is a search's by its `search.json` record, not by the name, and
+the search holds it through `.lock`, so two searches never share one `--output`.
 
 Distributed tuning uses keras-tuner's chief/worker mode (gRPC; `grpcio` comes with
 TensorFlow). Start the same command, with the same `--output` on a shared file system or

@@ -3,9 +3,7 @@
 See `tuner/__init__.py` for the whole story; `python -m tuner --help` lists the flags.
 """
 
-import json
 import os
-import shutil
 import sys
 import time
 
@@ -114,59 +112,23 @@ def _make_space(args, variant, ranges, data=None):
     return space
 
 
-def _check_output(output):
-    """Refuses an --output that is a file, or a non-empty folder that holds no search."""
-    if output is None or not os.path.exists(output):
-        return
-    if not os.path.isdir(output):
-        raise ValueError(f"--output must be a folder, and this is a file. "
-                         f"Received: output={output!r}")
-    # `search/` alone is keras-tuner's project folder, which distributed workers may make
-    # before the chief gets here.
-    names = set(os.listdir(output)) - {"search"}
-    if names and "search.json" not in names:
-        raise ValueError(f"{output} is not empty and holds no search (no search.json); choose "
-                         f"a new or empty --output so that no file of yours is overwritten. "
-                         f"Received: output={output!r}")
-
-
-def _prepare_output(args, role, signature):
-    output = args.output or os.path.join(
+def _default_output(args):
+    return args.output or os.path.join(
         "runs", f"{'study-' + args.study if args.study else 'tuner'}-"
                         f"{time.strftime('%Y%m%d-%H%M%S')}")
-    record = os.path.join(output, "search.json")
-    if role == "worker":
-        return output  # the chief owns the folder's state
-    if args.overwrite and os.path.exists(record):  # only a search of ours is discarded
-        shutil.rmtree(os.path.join(output, "search"), ignore_errors=True)
-        if os.path.exists(record):
-            os.remove(record)
-    if os.path.exists(record):
-        with open(record) as handle:
-            previous = json.load(handle)
-        if {k: v for k, v in previous.items() if k != "max_trials"} != \
-                {k: v for k, v in signature.items() if k != "max_trials"}:
-            raise ValueError(f"{output} holds a different search (other space, tuner, data or "
-                             "epochs); rerun it with its own settings to resume, pass "
-                             f"--overwrite, or choose another --output. Received: output={output!r}")
-    os.makedirs(output, exist_ok=True)
-    from keras_resnet.files import write_json
-
-    write_json(record, signature)
-    return output
 
 
 def main(argv=None):
     from keras_resnet import cli
     from tuner import hypermodel as hm
-    from tuner import results, studies
+    from tuner import folder, studies
     from tuner.dimensions import resolve_ranges
 
     args = build_parser().parse_args(argv)
     _checked_positive(args)
     cli.read_limits(args)
     if _role() != "worker":
-        _check_output(args.output)
+        folder.check_output(args.output)
     study = studies.get_study(args.study) if args.study else None
     kind = "grid" if study else args.tuner
     if kind not in hm.TUNERS + ("grid",):
@@ -188,7 +150,18 @@ def main(argv=None):
                  "epochs": args.epochs, "steps_per_epoch": args.steps_per_epoch,
                  "executions_per_trial": args.executions_per_trial, "data": data_info,
                  "max_trials": args.max_trials}
-    output = _prepare_output(args, role, signature)
+    output = _default_output(args)
+    if role == "worker":  # the chief holds the folder; its workers write trials under it
+        return _search(args, role, kind, variant, study, ranges, space, data, data_info, output)
+    with folder.hold(output, signature, args.overwrite):
+        return _search(args, role, kind, variant, study, ranges, space, data, data_info, output)
+
+
+def _search(args, role, kind, variant, study, ranges, space, data, data_info, output):
+    from keras_resnet import cli
+    from tuner import hypermodel as hm
+    from tuner import results, studies
+
     print(f"tuner ({role}): {kind} search over {', '.join(sorted(ranges)) or 'nothing'}; "
           f"base {variant}; budget {args.param_budget:,}; data {data.source}: "
           f"{len(data.x_train)} train, {len(data.x_val)} validation; output {output}", flush=True)

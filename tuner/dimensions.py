@@ -5,7 +5,6 @@ A dimension's range comes from its default here, a `--space` JSON file, or its o
 """
 
 import json
-import os
 
 # name: (value type, default range, help). A range is {"values": [...]} (a choice) or
 # {"min", "max"[, "step"][, "log"]} (an interval).
@@ -170,13 +169,14 @@ def read_space_file(path):
     Raises:
         ValueError: if the file is missing, not JSON, or names an unknown dimension.
     """
-    if not os.path.isfile(path):
-        raise ValueError(f"Space file {path} does not exist. Received: space={path!r}")
+    from keras_resnet import limits
+
+    text = limits.read_settings_text(path, "space")
     try:
-        with open(path) as handle:
-            entries = json.load(handle)
-    except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"Space file {path} is not valid JSON: {error}. "
+        entries = json.loads(text)
+        limits.count_values(entries)
+    except ValueError as error:
+        raise ValueError(f"Space file {path} could not be read as JSON: {error}. "
                          f"Received: space={path!r}") from None
     if not isinstance(entries, dict):
         raise ValueError(f"Space file {path} must hold a JSON object of dimensions. "

@@ -22,10 +22,13 @@ _PIXELS = 3 * _SIDE * _SIDE  # one image, channel-major: 1024 red, 1024 green, 1
 
 
 class _ArrayUnpickler(pickle.Unpickler):
-    """Unpickles plain containers and numpy arrays only.
+    """Unpickles plain containers and numpy arrays only, no larger than the pickle itself.
 
     A pickle can run any code it names; a CIFAR batch needs nothing but numpy's array
-    reconstruction, so everything else is refused.
+    reconstruction, so everything else is refused. The array constructors it may call
+    would allocate any shape they are given, uninitialized, from a pickle of 200 bytes;
+    an array's data is in the pickle, so a shape whose bytes exceed the pickle's is
+    refused before anything is allocated.
     """
 
     _ALLOWED = {
@@ -34,14 +37,48 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
     }
 
+    def __init__(self, data, **kwargs):
+        super().__init__(io.BytesIO(data), **kwargs)
+        self._max_bytes = len(data)
+
+    def _check_shape(self, shape, dtype):
+        shape = (shape,) if isinstance(shape, int) else tuple(shape)
+        itemsize = np.dtype(dtype).itemsize if dtype is not None else 8
+        count = 1
+        for dim in shape:
+            if not isinstance(dim, int) or dim < 0:
+                raise pickle.UnpicklingError(f"an array of shape {shape[:8]}")
+            count *= dim
+        if count * max(itemsize, 1) > self._max_bytes:
+            raise pickle.UnpicklingError(
+                f"an array of shape {shape[:8]} ({count * itemsize:,} bytes) declared in "
+                f"{self._max_bytes:,} bytes of pickle")
+
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}")
-        return super().find_class(module, name)
+        found = super().find_class(module, name)
+        if name == "_reconstruct":
+            def reconstruct(subtype, shape, dtype):
+                self._check_shape(shape, None)
+                return found(subtype, shape, dtype)
+            return reconstruct
+        if name == "ndarray":
+            check = self._check_shape
+
+            class CheckedArray(np.ndarray):  # called by the pickle, checked; not by numpy
+                def __new__(cls, shape, dtype=float, *args, **kwargs):
+                    check(shape, dtype)
+                    return np.ndarray.__new__(np.ndarray, shape, dtype, *args, **kwargs)
+            return CheckedArray
+        return found
 
 
 def _read_bytes(source):
     if isinstance(source, (str, pathlib.Path)):
+        if not pathlib.Path(source).is_file():  # a FIFO or device would block or never end
+            raise ValueError(f"{source} is not a regular file: expected a CIFAR-10 batch. "
+                             f"Received: data_dir={str(source)!r}")
         return pathlib.Path(source).read_bytes()
     return source
 
@@ -116,7 +153,7 @@ def read_cifar_python(files, where):
 
 def _unpickle(source, where):
     try:
-        return _ArrayUnpickler(io.BytesIO(_read_bytes(source)), encoding="bytes").load()
+        return _ArrayUnpickler(_read_bytes(source), encoding="bytes").load()
     except Exception as error:  # a damaged pickle can raise almost anything
         reason = str(error).splitlines()[0] if str(error) else type(error).__name__
         raise ValueError(

@@ -125,6 +125,10 @@ def read_tree(tree, root, image_size, channels, max_pixels=None):
     index = {name: i for i, name in enumerate(class_names)}
     splits = {}
     for split, classes in tree.items():
+        if not classes:
+            # An empty test/ would train to the end and then fail to evaluate, every resume.
+            raise ValueError(f"{root}/{split} has no class folders: expected "
+                             f"{split}/<class>/ folders of images. Received: data_dir={root!r}")
         items, labels = [], []
         for name, files in sorted(classes.items()):
             if name not in index:

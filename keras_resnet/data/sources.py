@@ -193,7 +193,7 @@ def _load_folder(path, image_size, channels, limits, depth=0):
         return path, "images", images.read_tree(images.scan_folder(path), path, image_size,
                                                 channels, limits.max_image_pixels)
     for archive in _CIFAR_ARCHIVES:
-        if archive in names:
+        if archive in names and os.path.isfile(os.path.join(path, archive)):
             return _load_tar(os.path.join(path, archive), image_size, channels, limits)
     visible = [n for n in names if not n.startswith(".")]
     if depth == 0 and len(visible) == 1 and os.path.isdir(os.path.join(path, visible[0])):
@@ -214,6 +214,10 @@ def _load_path(data_dir, image_size, channels, limits):
         )
     if os.path.isdir(path):
         return _load_folder(path, image_size, channels, limits)
+    if not os.path.isfile(path):
+        # A FIFO, socket or device: reading it would block or never end.
+        raise ValueError(f"{path} is neither a folder nor a regular file: expected "
+                         f"{LOCAL_COPIES}. Received: data_dir={os.fspath(data_dir)!r}")
     if path.lower().endswith(ARCHIVE_SUFFIXES) or tarfile.is_tarfile(path):
         return _load_tar(path, image_size, channels, limits)
     raise ValueError(

@@ -82,12 +82,18 @@ def main(argv=None):
     check_export_folder(output, export_names(formats))
     data_config = run_config.get("data") or {}
     data_dir = args.data_dir or data_config.get("data_dir")
-    if data_dir is not None and not os.path.isdir(data_dir):
-        raise ValueError(f"The data folder does not exist. Received: data_dir={data_dir!r}")
+    # A folder or an archive (.tar.gz of CIFAR-10 or of an image folder), as training reads.
+    if data_dir is not None and not os.path.exists(data_dir):
+        raise ValueError(f"The data set does not exist: expected a folder or an archive. "
+                         f"Received: data_dir={data_dir!r}")
 
     # Training or another export writing this run at the same time would mix two runs.
     # A shipped model's folder is read-only package data: its export writes only --output.
     took = not shipped and lock.acquire_lock(args.run_dir)
+    if took:
+        from keras_resnet.files import remove_litter
+
+        remove_litter(args.run_dir)  # a killed export's build folder
     try:
         return _export(args, formats, model_path, run_config, data_config, data_dir, output)
     finally:

@@ -95,6 +95,10 @@ class TFLitePredictor(Predictor):
     def __init__(self, path, name="tflite", num_threads=None, reference_kernels=False):
         import tensorflow as tf
 
+        from keras_resnet.export.tflite_file import check_tflite
+
+        check_tflite(path)  # the interpreter trusts its file: a bad one would crash it
+
         resolver = (tf.lite.experimental.OpResolverType.BUILTIN_REF if reference_kernels
                     else tf.lite.experimental.OpResolverType.AUTO)
         with warnings.catch_warnings():

@@ -11,12 +11,16 @@ Keras' `BackupAndRestore` overwrites its checkpoint in place, so a kill during t
 loses it; hence this small class.
 """
 
+import contextlib
+import errno
 import json
 import math
 import os
 import re
+import shutil
 import sys
 import time
+import warnings
 
 import keras
 
@@ -83,7 +87,6 @@ def restore(model, directory):
         path = os.path.join(directory, os.path.basename(str(candidate.get("weights"))))
         try:
             verify_weights(path)
-            model.load_weights(path)
         except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
             reason = " ".join(str(error).split())[:160] or type(error).__name__
             if index + 1 < len(candidates):
@@ -92,6 +95,17 @@ def restore(model, directory):
                 continue
             raise ValueError(f"No readable checkpoint in {directory}: {path} is unreadable "
                              f"({reason}). Received: checkpoint={path!r}") from None
+        try:
+            with warnings.catch_warnings():
+                # Keras warns once per layer it cannot match, before raising: one line below.
+                warnings.simplefilter("ignore")
+                model.load_weights(path)
+        except Exception as error:  # noqa: BLE001 - the file is whole: the network differs
+            reason = " ".join(str(error).split())[:160] or type(error).__name__
+            raise ValueError(f"The checkpoint {path} is intact but does not fit the network "
+                             f"config.json describes: was its model section edited? Restore "
+                             f"it or start a new --output ({reason}). "
+                             f"Received: checkpoint={path!r}") from None
         break
     restored = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
     if restored != candidate.get("optimizer_iterations", restored):
@@ -176,7 +190,16 @@ class Checkpoint(keras.callbacks.Callback):
                "seconds": time.perf_counter() - self._started}
         self.history.append(row)
         weights = f"epoch-{epoch + 1:04d}.weights.h5"
-        self.model.save_weights(os.path.join(self.directory, weights))
+        _check_free_space(self.model, self.directory, epoch)
+        try:
+            self.model.save_weights(os.path.join(self.directory, weights))
+        except OSError as error:  # e.g. a full disk
+            _abandon_h5(os.path.join(self.directory, weights))
+            text = " ".join(str(error).split())
+            reason = os.strerror(28) if "errno = 28" in text else text[:200]
+            raise OSError(f"The checkpoint of epoch {epoch + 1} could not be written "
+                          f"({reason}); the previous checkpoint, if any, is kept in "
+                          f"{self.directory}") from None
         try:
             verify_weights(os.path.join(self.directory, weights))
         except Exception as error:  # noqa: BLE001 - e.g. a full disk
@@ -206,6 +229,44 @@ class Checkpoint(keras.callbacks.Callback):
                     pass
         if self.on_epoch_saved:
             self.on_epoch_saved(self.history)
+
+
+def _check_free_space(model, directory, epoch):
+    # A write that fails inside HDF5 leaves it in a state that can crash the process (see
+    # _abandon_h5); a disk already too full is refused before HDF5 is involved.
+    import numpy as np
+
+    variables = list(model.weights) + list(getattr(model.optimizer, "variables", []))
+    needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    free = shutil.disk_usage(directory).free
+    # HDF5's object headers and the state record: 10% over the arrays on the variants.
+    if free < needed + needed // 8 + (256 << 10):
+        raise OSError(errno.ENOSPC, f"No space left on device: the checkpoint of epoch "
+                      f"{epoch + 1} needs about {needed / 2**20:,.1f} MB and {directory} has "
+                      f"{free / 2**20:,.1f} MB free; the previous checkpoint, if any, is kept")
+
+
+def _abandon_h5(path):
+    # Keras leaves the failed file open in the error's frames; h5py would flush it again
+    # when they are freed, at exit, and crash (SIGSEGV) on the still-full disk. Its
+    # descriptor is pointed at /dev/null, so that closing it here succeeds, and the file
+    # is removed: it is not a checkpoint.
+    import h5py
+
+    for file_id in h5py.h5f.get_obj_ids(types=h5py.h5f.OBJ_FILE):
+        try:
+            if os.path.abspath(file_id.name.decode()) != os.path.abspath(path):
+                continue
+            null = os.open(os.devnull, os.O_WRONLY)
+            try:
+                os.dup2(null, file_id.get_vfd_handle())
+            finally:
+                os.close(null)
+            file_id.close()
+        except Exception:  # noqa: BLE001 - an id already closed, or HDF5 still refusing
+            continue
+    with contextlib.suppress(OSError):
+        os.remove(path)
 
 
 def _weights_finite(model):

@@ -11,7 +11,8 @@
 The seed changes the initialization, the data order and the augmentation draws; the
 validation split is drawn once (with `--seed`) and shared, so the spread measures the
 training's noise on fixed data. `--resume` continues the unfinished seeds from their last
-epoch and skips the finished ones.
+epoch and skips the finished ones; `--resume --epochs` with more epochs continues every
+seed to them (fewer than a seed already trained is refused), so all seeds match.
 """
 
 import csv
@@ -127,13 +128,13 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
 
     # Checked, created and locked (re-entrant: train.py holds it already).
     with run_folder.hold(run_dir, resume):
-        if not resume:
-            run_folder.record_config(run_dir, run_folder.run_config(
-                variant, model_config, train_config, data_info))
+        done = _finished_seeds(run_dir, seeds, train_config.epochs) if resume else set()
+        run_folder.record_config(run_dir, run_folder.run_config(
+            variant, model_config, train_config, data_info))
         write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
         for index, seed in enumerate(seeds, 1):
             folder = seed_dir(run_dir, seed)
-            if os.path.exists(os.path.join(folder, run_folder.METRICS_FILE)):
+            if seed in done:
                 log(f"seed {seed} ({index}/{len(seeds)}): done, skipped")
                 continue
             started = os.path.exists(os.path.join(folder, run_folder.CONFIG_FILE))
@@ -144,6 +145,25 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
             fit.fit(model_config, dataclasses.replace(train_config, seed=seed), data, folder,
                     variant=variant, resume=started, data_info=data_info, verbose=verbose)
         return summarize(run_dir, seeds)
+
+
+def _finished_seeds(run_dir, seeds, epochs):
+    # Every seed trains the same epochs, or the summary would average unlike runs: a seed
+    # that finished fewer (--resume --epochs raised them) continues from its checkpoint,
+    # and one that finished more cannot be shortened.
+    done, longer = set(), []
+    for seed in seeds:
+        metrics = run_folder.read_metrics(seed_dir(run_dir, seed))
+        completed = (metrics or {}).get("epochs_completed", epochs)
+        if metrics is not None and completed > epochs:
+            longer.append(f"seed {seed}: {completed}")
+        elif metrics is not None and completed == epochs:
+            done.add(seed)
+    if longer:
+        raise ValueError(f"Every seed of a repeated run trains the same epochs, and some "
+                         f"already trained more ({', '.join(longer)}); resume with --epochs "
+                         f"at least that, or start a new --output. Received: epochs={epochs}")
+    return done
 
 
 def read_history(folder):
