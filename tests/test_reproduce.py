@@ -136,3 +136,23 @@ def test_another_recipe_gets_a_named_row_with_its_tflm_numbers(reproduced, capsy
     # Resumed: the recipe is the run's own now, so it is not given to train.py again.
     assert run_main(reproduce.main, argv) == 0
     assert "done, skipped" in capsys.readouterr().out
+
+
+def _update_many(results, worker):
+    for index in range(15):
+        reproduce.update_results(results, pending=(f"row-{worker}-{index}", "pending"))
+
+
+def test_concurrent_writers_lose_no_row(tmp_path):
+    import multiprocessing
+
+    results = str(tmp_path / "results.json")
+    context = multiprocessing.get_context("fork")  # the writers use no TensorFlow
+    workers = [context.Process(target=_update_many, args=(results, worker))
+               for worker in range(4)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [worker.exitcode for worker in workers] == [0] * 4
+    assert len(reproduce.read_results(results)["pending"]) == 4 * 15
