@@ -117,6 +117,9 @@ def ship_run(run_dir, name, root=None, data_dir=None, latency_runs=100):
     data = load_data(**run_folder.data_arguments(run_config, data_dir))
     model = load_keras_model(model_path)
     formats = ("tflite-int8", "tflm") if micro.available() else ("tflite-int8",)
+    for entry in os.listdir(root):  # what a killed shipping of this name left
+        if entry.startswith(f".{name}-tmp-"):
+            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
     staging = tempfile.mkdtemp(prefix=f".{name}-tmp-", dir=root)
     build = os.path.join(staging, name)
     try:

@@ -127,6 +127,16 @@ def test_export_takes_a_shipped_name_into_a_folder_of_yours(shipped, shipped_cop
         shipped[0] / "small"))  # nothing written into the shipped folder
 
 
+def test_shipping_again_replaces_the_model_and_clears_a_killed_shipping(shipped, tmp_path):
+    root = tmp_path / "saved_models"
+    shutil.copytree(shipped[0], root)
+    (root / ".small-tmp-1234" / "small").mkdir(parents=True)  # as kill -9 leaves it
+    run = str(shipped[0].parent / "run")
+    assert run_main(shipping.main, [run, "--name", "small", "--root", str(root)]) == 0
+    assert sorted(os.listdir(root)) == ["small"]
+    pretrained.check_integrity(str(root / "small"))
+
+
 def test_shipping_refuses_a_folder_it_did_not_ship(shipped, tmp_path):
     (tmp_path / "small").mkdir()
     (tmp_path / "small" / "notes.txt").write_text("mine")
