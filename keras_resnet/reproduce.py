@@ -289,6 +289,9 @@ def main(argv=None):
         raise ValueError(f"A row's name is letters, digits, - and _. Received: name={args.name!r}")
     output = args.output = args.output or os.path.join("runs", "reproduce", args.name)
     read_results(args.results)  # a foreign results file is refused before hours of training
+    if args.tflm and args.no_int8:
+        raise ValueError("--tflm runs the int8 model, which --no-int8 skips; pass one of them. "
+                         "Received: tflm=True, no_int8=True")
     import keras
 
     if keras.backend.backend() != "tensorflow" and not args.no_int8:

@@ -93,6 +93,14 @@ def test_an_unfinished_run_is_named_in_the_table_until_its_row_arrives(tmp_path)
         tmp_path / "reproduction.md").read()
 
 
+def test_tflm_without_int8_is_refused_in_one_line(tmp_path, capsys):
+    code = run_main(reproduce.main, ["tiny", "--tflm", "--no-int8", "--output",
+                                     str(tmp_path / "run"), "--results", str(tmp_path / "r.json")])
+    error = capsys.readouterr().err
+    assert code == 2 and "--tflm runs the int8 model" in error
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.parametrize("content", ["[1, 2]", "{\"rows\": []}", "not json"])
 def test_a_foreign_results_file_is_refused_before_training(content, tmp_path, capsys):
     results = tmp_path / "reproduction.json"
