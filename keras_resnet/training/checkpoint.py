@@ -40,6 +40,8 @@ def load_state(directory):
     if not os.path.exists(path):
         return None
     try:
+        if not os.path.isfile(path):  # a FIFO or device would block or never end
+            raise ValueError("not a regular file")
         with open(path) as handle:
             state = json.load(handle)
         if not isinstance(state, dict) or not isinstance(state.get("weights"), str):
