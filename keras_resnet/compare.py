@@ -48,6 +48,8 @@ def read_summary(run):
     if not os.path.isdir(run):
         raise ValueError(f"{run} is not a folder; expected a run folder written by train.py "
                          f"--seeds. Received: run={run!r}")
+    if os.path.exists(path) and not os.path.isfile(path):  # a FIFO would block the read
+        raise ValueError(f"{path} is not a regular file. Received: run={run!r}")
     if not os.path.exists(path):
         raise ValueError(f"{run} has no summary.json; expected a run folder written by "
                          f"train.py --seeds (an unfinished one: rerun it with --resume). "

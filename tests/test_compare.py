@@ -80,6 +80,8 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path):
     (tmp_path / "foreign").mkdir()  # another tool's summary.json: metrics, not ours
     (tmp_path / "foreign" / "summary.json").write_text(json.dumps(
         {"seeds": [0, 1], "metrics": {"test_accuracy": 0.9}}))
+    (tmp_path / "pipe").mkdir()
+    os.mkfifo(tmp_path / "pipe" / "summary.json")  # reading it would block forever
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     for argv, message in [
         ([runs[0]], "at least two run folders"),
@@ -87,13 +89,14 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path):
         ([runs[0], str(tmp_path / "plain")], "has no summary.json"),
         ([runs[0], str(tmp_path / "broken")], "is not a summary"),
         ([runs[0], str(tmp_path / "foreign")], "is not a summary"),
+        ([runs[0], str(tmp_path / "pipe")], "summary.json is not a regular file"),
         ([runs[0], single], "has 1 seed(s)"),
         ([*runs, "--metrics", "loss"], "has no loss"),
         ([*runs, "--confidence", "95"], "--confidence must be in (0, 1)"),
         ([*runs, "--confidence", "x"], "invalid float value"),
     ]:
         result = subprocess.run([sys.executable, "-m", "keras_resnet.compare", *argv],
-                                capture_output=True, text=True, env=env)
+                                capture_output=True, text=True, env=env, timeout=120)
         assert result.returncode == 2, (argv, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert result.stdout == ""

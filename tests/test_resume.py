@@ -135,6 +135,14 @@ def test_interrupted_run_has_the_uninterrupted_losses(splits, tmp_path, recipe):
                                rtol=1e-5)
 
 
+def test_a_checkpoint_record_that_is_a_fifo_is_refused_not_read(tmp_path):
+    from keras_resnet.training import checkpoint
+
+    os.mkfifo(tmp_path / "state.json")  # opening it to read would block forever
+    with pytest.raises(ValueError, match="is damaged \\(not a regular file\\)"):
+        checkpoint.load_state(str(tmp_path))
+
+
 def test_a_checkpoint_of_another_network_is_one_line_that_blames_the_edit(tmp_path):
     # Editing config.json's channels made 30 lines of Keras warnings, then an error calling
     # the intact checkpoint unreadable.

@@ -40,6 +40,8 @@ def load_state(directory):
     if not os.path.exists(path):
         return None
     try:
+        if not os.path.isfile(path):  # a FIFO or device would block or never end
+            raise ValueError("not a regular file")
         with open(path) as handle:
             state = json.load(handle)
         if not isinstance(state, dict) or not isinstance(state.get("weights"), str):
@@ -236,8 +238,15 @@ def _check_free_space(model, directory, epoch):
     # _abandon_h5); a disk already too full is refused before HDF5 is involved.
     import numpy as np
 
+    def nbytes(variable):
+        try:
+            itemsize = np.dtype(variable.dtype).itemsize
+        except TypeError:  # a dtype numpy does not name (bfloat16): at most 4 bytes
+            itemsize = 4
+        return int(np.prod(variable.shape)) * itemsize
+
     variables = list(model.weights) + list(getattr(model.optimizer, "variables", []))
-    needed = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in variables)
+    needed = sum(nbytes(v) for v in variables)
     free = shutil.disk_usage(directory).free
     # HDF5's object headers and the state record: 10% over the arrays on the variants.
     if free < needed + needed // 8 + (256 << 10):
