@@ -12,20 +12,18 @@ seed from its last epoch, skips finished seeds, reuses int8 exports already made
 then writes the row.
 """
 
-import contextlib
 import datetime
-import fcntl
 import os
 import sys
 
 from keras_resnet import cli, run_folder
 
-DEFAULT_RESULTS = os.path.join("benchmarks", "results", "reproduction.json")
 INT8 = "tflite-int8"
 
 
 def build_parser():
     from keras_resnet import variants
+    from keras_resnet.results import DEFAULT_RESULTS
     from keras_resnet.training import TrainConfig
     from keras_resnet.training.repeats import parse_seeds
 
@@ -202,64 +200,8 @@ def build_row(name, args, run_config, per_seed, images_per_epoch, command):
     }
 
 
-@contextlib.contextmanager
-def _locked_folder(folder):
-    # Two reproductions finishing together must not drop each other's row: the folder's
-    # own lock, taken by flock so that no lock file is left behind.
-    descriptor = os.open(folder, os.O_RDONLY)
-    try:
-        fcntl.flock(descriptor, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(descriptor)
-
-
-def read_results(path):
-    """A results file's rows and pending notes by variant (empty when it does not exist).
-
-    Raises:
-        ValueError: if `path` is not a results file this command wrote.
-    """
-    if not os.path.exists(path):
-        return {"rows": {}, "pending": {}}
-    from keras_resnet.files import read_json
-
-    payload = read_json(path, "results")
-    if not isinstance(payload, dict) or not all(
-            isinstance(payload.get(key, {}), dict) for key in ("rows", "pending")):
-        raise ValueError(f"{path} is not a reproduction results file (an object with `rows` "
-                         f"and `pending`). Received: results={path!r}")
-    return {"rows": payload.get("rows", {}), "pending": payload.get("pending", {})}
-
-
-def update_results(path, row=None, pending=None):
-    """Adds a variant's row (or a note on why it has none yet) and rewrites the `.md` beside.
-
-    Args:
-        path: str. The results JSON file.
-        row: dict or None. A row of `build_row`; it replaces the variant's pending note.
-        pending: `(variant, text)` or None. Shown in the table until the row arrives.
-    """
-    from keras_resnet.files import write_json, write_text
-    from keras_resnet.results_table import plot_minutes, results_markdown
-
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    with _locked_folder(folder):
-        results = read_results(path)
-        if row is not None:
-            results["rows"][row["name"]] = row
-            results["pending"].pop(row["name"], None)
-        if pending is not None:
-            results["pending"][pending[0]] = pending[1]
-        write_json(path, results)
-        write_text(os.path.splitext(path)[0] + ".md", results_markdown(
-            results["rows"], results["pending"],
-            every_variant=os.path.basename(path) == os.path.basename(DEFAULT_RESULTS)))
-        plot_minutes(results["rows"], os.path.splitext(path)[0] + "_minutes.png")
-
-
 def _train(args, output, command):
+    from keras_resnet.results import update_results
     from keras_resnet.training import __main__ as training_command
 
     def mark_unfinished():
@@ -281,6 +223,7 @@ def _train(args, output, command):
 
 
 def main(argv=None):
+    from keras_resnet.results import read_results, results_markdown, update_results
     from keras_resnet.training import repeats
 
     args = build_parser().parse_args(argv)
@@ -321,8 +264,6 @@ def main(argv=None):
                         * train_config.batch_size)
     row = build_row(args.name, args, config, per_seed, images_per_epoch, command)
     update_results(args.results, row=row)
-    from keras_resnet.results_table import results_markdown
-
     print(results_markdown({args.name: row}, only_rows=True))
     cli.print_json_line({key: row[key] for key in (
         "name", "variant", "test_accuracy", "tta_test_accuracy", "int8_test_accuracy", "epochs")})

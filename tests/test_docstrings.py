@@ -15,7 +15,7 @@ MODULES = ["keras_resnet.config", "keras_resnet.model", "keras_resnet.blocks",
            "keras_resnet.run_folder", "keras_resnet.lock", "keras_resnet.export.manifest",
            "keras_resnet.data.images", "keras_resnet.limits", "keras_resnet.fields",
            "keras_resnet.files", "keras_resnet.cli", "keras_resnet.reproduce",
-           "keras_resnet.results_table", "keras_resnet.pretrained", "keras_resnet.shipping",
+           "keras_resnet.results", "keras_resnet.pretrained", "keras_resnet.shipping",
            "keras_resnet.model_card", "keras_resnet.arena"]
 if keras.backend.backend() == "tensorflow":
     MODULES.append("keras_resnet.training.fused_batch_norm")

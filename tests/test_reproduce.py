@@ -8,8 +8,9 @@ import keras
 import pytest
 
 from keras_resnet import reproduce
+from keras_resnet import results as results_file
 from keras_resnet.cli import run_main
-from keras_resnet.results_table import minutes_curve, results_markdown
+from keras_resnet.results import minutes_curve, results_markdown
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -43,7 +44,7 @@ def test_int8_on_another_backend_is_refused_before_training(tmp_path, capsys):
 
 def test_row_holds_every_seed_evaluated_three_ways(reproduced):
     root, _ = reproduced
-    row = reproduce.read_results(str(root / "results" / "reproduction.json"))["rows"]["tiny"]
+    row = results_file.read_results(str(root / "results" / "reproduction.json"))["rows"]["tiny"]
     for name in ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy"):
         if name == "int8_test_accuracy" and not TENSORFLOW:
             assert row[name] is None and row["int8_bytes"] is None
@@ -88,7 +89,7 @@ def test_a_second_run_resumes_skips_finished_seeds_and_reuses_the_int8_export(
 
 def test_an_unfinished_run_is_named_in_the_table_until_its_row_arrives(tmp_path):
     results = str(tmp_path / "reproduction.json")
-    reproduce.update_results(results, pending=("tiny", "not finished yet: resume it"))
+    results_file.update_results(results, pending=("tiny", "not finished yet: resume it"))
     assert "| tiny | 003 | 88.3% | not finished yet: resume it |" in open(
         tmp_path / "reproduction.md").read()
 
@@ -113,10 +114,9 @@ def test_a_foreign_results_file_is_refused_before_training(content, tmp_path, ca
 
 
 def test_readme_leads_with_the_committed_results_table():
-    # README's table is generated: `python -c "from keras_resnet.reproduce import
-    # read_results; from keras_resnet.results_table import minutes_curve, results_markdown;
-    # print(results_markdown(**read_results('benchmarks/results/reproduction.json')))"`.
-    results = reproduce.read_results(str(ROOT / reproduce.DEFAULT_RESULTS))
+    # README's table is generated: `python -c "from keras_resnet.results import *;
+    # print(results_markdown(**read_results(DEFAULT_RESULTS)))"`.
+    results = results_file.read_results(str(ROOT / results_file.DEFAULT_RESULTS))
     table = results_markdown(results["rows"], results["pending"])
     readme = (ROOT / "README.md").read_text()
     assert table in readme
@@ -131,7 +131,7 @@ def test_another_recipe_gets_a_named_row_with_its_tflm_numbers(reproduced, capsy
             "--no-lookahead", "--warmup-epochs", "0", "--data-dir", str(root / "cifar10-jpeg"),
             "--output", str(root / "fast"), "--results", str(results), *QUICK]
     assert run_main(reproduce.main, argv) == 0
-    row = reproduce.read_results(str(results))["rows"]["tiny-fast"]
+    row = results_file.read_results(str(results))["rows"]["tiny-fast"]
     assert row["variant"] == "tiny" and row["deviations"]["recipe"] == "fast"
     # Counted from the run's own config: this data has 3 classes, not 10 (65 weights each).
     assert row["recipe_epochs"] is None and row["trainable_params"] == 195_738 - 7 * 65
@@ -148,7 +148,7 @@ def test_another_recipe_gets_a_named_row_with_its_tflm_numbers(reproduced, capsy
 
 def _update_many(results, worker):
     for index in range(15):
-        reproduce.update_results(results, pending=(f"row-{worker}-{index}", "pending"))
+        results_file.update_results(results, pending=(f"row-{worker}-{index}", "pending"))
 
 
 def test_concurrent_writers_lose_no_row(tmp_path):
@@ -163,4 +163,4 @@ def test_concurrent_writers_lose_no_row(tmp_path):
     for worker in workers:
         worker.join(timeout=120)
     assert [worker.exitcode for worker in workers] == [0] * 4
-    assert len(reproduce.read_results(results)["pending"]) == 4 * 15
+    assert len(results_file.read_results(results)["pending"]) == 4 * 15

@@ -1,12 +1,21 @@
-"""The reproduction table README leads with, made from `benchmarks/results/reproduction.json`.
+"""The results file of `keras_resnet.reproduce`: its rows, and the table and plot made from it.
 
-One row per registered variant, in the registry's order: a reproduced variant shows what
-its seeds reached; the others say why they have no number yet, never a guess. Below the
-table, each row's gap to its paper (less the JPEG copy's penalty where it applies), its
-command, machine and any change from the recipe.
+`benchmarks/results/reproduction.json` holds one row per reproduced variant (and a note for
+each run under way); `update_results` rewrites it with the Markdown table beside it, which
+README leads with, and the accuracy-against-minutes plot. The table has a row per
+registered variant, in the registry's order: a reproduced variant shows what its seeds
+reached; the others say why they have no number yet, never a guess. Below the table, each
+row's gap to its paper (less the JPEG copy's penalty where it applies), its command,
+machine and any change from the recipe.
 """
 
+import contextlib
+import fcntl
+import os
+
 from keras_resnet import variants
+
+DEFAULT_RESULTS = os.path.join("benchmarks", "results", "reproduction.json")
 
 NOT_RUN = "not run yet: needs a GPU"
 # airbench94 lost 3.3 points on the JPEG copy against the original CIFAR-10 (issue 21).
@@ -179,3 +188,59 @@ def plot_minutes(rows, path, target=None):
         figure.savefig(temporary, dpi=110)
     pyplot.close(figure)
     return True
+
+
+@contextlib.contextmanager
+def _locked_folder(folder):
+    # Two reproductions finishing together must not drop each other's row: the folder's
+    # own lock, taken by flock so that no lock file is left behind.
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(descriptor)
+
+
+def read_results(path):
+    """A results file's rows and pending notes by variant (empty when it does not exist).
+
+    Raises:
+        ValueError: if `path` is not a results file this command wrote.
+    """
+    if not os.path.exists(path):
+        return {"rows": {}, "pending": {}}
+    from keras_resnet.files import read_json
+
+    payload = read_json(path, "results")
+    if not isinstance(payload, dict) or not all(
+            isinstance(payload.get(key, {}), dict) for key in ("rows", "pending")):
+        raise ValueError(f"{path} is not a reproduction results file (an object with `rows` "
+                         f"and `pending`). Received: results={path!r}")
+    return {"rows": payload.get("rows", {}), "pending": payload.get("pending", {})}
+
+
+def update_results(path, row=None, pending=None):
+    """Adds a variant's row (or a note on why it has none yet) and rewrites the `.md` beside.
+
+    Args:
+        path: str. The results JSON file.
+        row: dict or None. A row of `build_row`; it replaces the variant's pending note.
+        pending: `(variant, text)` or None. Shown in the table until the row arrives.
+    """
+    from keras_resnet.files import write_json, write_text
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    with _locked_folder(folder):
+        results = read_results(path)
+        if row is not None:
+            results["rows"][row["name"]] = row
+            results["pending"].pop(row["name"], None)
+        if pending is not None:
+            results["pending"][pending[0]] = pending[1]
+        write_json(path, results)
+        write_text(os.path.splitext(path)[0] + ".md", results_markdown(
+            results["rows"], results["pending"],
+            every_variant=os.path.basename(path) == os.path.basename(DEFAULT_RESULTS)))
+        plot_minutes(results["rows"], os.path.splitext(path)[0] + "_minutes.png")
