@@ -9,7 +9,6 @@ models as they were; a folder there that was not shipped (no `sha256.json`) is r
 """
 
 import datetime
-import json
 import os
 import shutil
 import sys
@@ -18,7 +17,7 @@ import tempfile
 import numpy as np
 
 from keras_resnet import cli, pretrained, run_folder
-from keras_resnet.files import write_json, write_text
+from keras_resnet.files import read_json, write_json, write_text
 
 SPOT_CHECK_PER_CLASS = 50
 
@@ -58,8 +57,7 @@ def _seeds_summary(run_dir):
     if not os.path.basename(os.path.abspath(run_dir)).startswith("seed-") or \
             not os.path.isfile(path):
         return None
-    with open(path) as handle:
-        summary = json.load(handle)
+    summary = read_json(path, "summary")
     values = summary["metrics"]["test_accuracy"]
     return {key: values[key] for key in ("mean", "std", "n", "values")} | {
         "seeds": summary["seeds"]}

@@ -196,3 +196,12 @@ def test_a_plain_install_ships_the_models(shipped, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["['small']", str(target / "keras_resnet" /
                                                           "saved_models")]
+
+
+def test_a_seed_of_a_repeated_run_carries_its_siblings_spread(tmp_path):
+    (tmp_path / "seed-1").mkdir()
+    (tmp_path / "summary.json").write_text(json.dumps({"seeds": [0, 1], "metrics": {
+        "test_accuracy": {"mean": 0.8, "std": 0.01, "n": 2, "values": [0.79, 0.81]}}}))
+    assert shipping._seeds_summary(str(tmp_path / "seed-1")) == {
+        "mean": 0.8, "std": 0.01, "n": 2, "values": [0.79, 0.81], "seeds": [0, 1]}
+    assert shipping._seeds_summary(str(tmp_path)) is None  # not a seed's folder
