@@ -17,6 +17,7 @@ import os
 import sys
 
 from keras_resnet import cli, run_folder
+from keras_resnet.variants import get_recipe
 
 INT8 = "tflite-int8"
 
@@ -208,9 +209,11 @@ def _train(args, output, command):
         # Only a run that really started is named in the table; a start refused for bad
         # input leaves the results as they were.
         if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
+            epochs = getattr(args, "epochs", None) or (
+                "all" if args.config else get_recipe(args.variant, args.recipe or "paper").epochs)
             update_results(args.results, pending=(args.name, (
-                f"not finished yet: {getattr(args, 'epochs', None) or 'all'} epochs x {len(args.seeds)} seeds "
-                f"under way since {datetime.date.today()}; `{command}` resumes it")))
+                f"not finished yet: {epochs} epochs x {len(args.seeds)} seeds, last started "
+                f"{datetime.date.today()}; `{command}` resumes it")))
 
     mark_unfinished()
     code = None

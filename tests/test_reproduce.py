@@ -94,6 +94,24 @@ def test_an_unfinished_run_is_named_in_the_table_until_its_row_arrives(tmp_path)
         tmp_path / "reproduction.md").read()
 
 
+def test_an_interrupted_run_is_named_with_its_recipes_length(tmp_path, monkeypatch):
+    from keras_resnet.training import __main__ as training_command
+
+    def interrupted(argv):
+        output = argv[argv.index("--output") + 1]
+        Path(output).mkdir(parents=True)
+        (Path(output) / "config.json").write_text("{}")
+        return 1
+
+    monkeypatch.setattr(training_command, "main", interrupted)
+    results = tmp_path / "reproduction.json"
+    argv = ["tiny", "--seeds", "0,1", "--output", str(tmp_path / "run"), "--results",
+            str(results), "--no-int8"]
+    assert run_main(reproduce.main, argv) != 0
+    note = results_file.read_results(str(results))["pending"]["tiny"]
+    assert note.startswith("not finished yet: 50 epochs x 2 seeds, last started "), note
+
+
 def test_tflm_without_int8_is_refused_in_one_line(tmp_path, capsys):
     code = run_main(reproduce.main, ["tiny", "--tflm", "--no-int8", "--output",
                                      str(tmp_path / "run"), "--results", str(tmp_path / "r.json")])
