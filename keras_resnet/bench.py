@@ -2,11 +2,10 @@
 
     python -m keras_resnet.bench --variant efficient
 
-Times exactly the step `train.py` runs: the model and its compiled step come from
-`keras_resnet.training.step.build_training_model` with the variant's recipe (or
-`--recipe fast`) and training's defaults (precision and XLA `auto`), and the batches from
-`build_training_data` (tf.data on TensorFlow, arrays held on the device elsewhere), over
-random images. A warm-up pays for tracing and compilation first. The last line of stdout
+Times exactly the step `train.py` runs: the model, its compiled step and the batches
+(tf.data on TensorFlow, arrays held on the device elsewhere) come from
+`keras_resnet.training.run.TrainingRun` with the variant's recipe (or `--recipe fast`) and
+training's defaults (precision and XLA `auto`), over random images. A warm-up pays for tracing and compilation first. The last line of stdout
 is one JSON object: the numbers, the resolved settings, the command, the date and the
 machine.
 """
@@ -104,7 +103,8 @@ def run_benchmark(args):
 
     from keras_resnet.data.sources import DataSplits
     from keras_resnet.model import count_params, estimate_flops
-    from keras_resnet.training import TrainConfig, runtime, step
+    from keras_resnet.training import TrainConfig, runtime
+    from keras_resnet.training.run import TrainingRun
     from keras_resnet.variants import get_recipe, get_variant
 
     config = get_variant(args.variant)
@@ -114,7 +114,7 @@ def run_benchmark(args):
     train_config = dataclasses.replace(
         get_recipe(args.variant, args.recipe), **cli.config_overrides(args, TrainConfig),
         steps_per_epoch=None, val_split=0.0)
-    spe, grouped = train_config.steps_per_execution, step.steps_per_call(train_config)
+    spe = train_config.steps_per_execution
     # Whole executions only, so every timed fit runs exactly `steps` steps.
     steps = -(-args.steps // spe) * spe
     warmup = -(-(2 * spe if args.warmup_steps is None else args.warmup_steps) // spe) * spe
@@ -129,21 +129,17 @@ def run_benchmark(args):
                       tuple(str(i) for i in range(config.num_classes)), config.mean,
                       config.std, "random")
     keras.utils.set_random_seed(0)
-    numerics = step.resolve_numerics(train_config)
-    with runtime.precision_scope(numerics.precision):
-        model, train_model = step.build_training_model(config, train_config, len(images),
-                                                       name=args.variant)
-        train_data, _ = step.build_training_data(data, train_config)
-
-        def fit(num_steps):
-            train_model.fit(train_data, epochs=1, steps_per_epoch=num_steps // grouped,
-                            verbose=0)
-
+    run = TrainingRun(config, train_config, len(images), name=args.variant)
+    with run:
+        model, train_model = run.build()
+        train_data, _ = run.data(data)
         # The warm-up traces and compiles the train step (or loads it from the cache).
-        warmup_seconds = _timed(lambda: fit(warmup), 1)
-        train_seconds = _timed(lambda: fit(steps), args.repeats)
-        result = {"train_images_per_sec": steps * batch / train_seconds,
-                  "warmup_seconds": warmup_seconds}
+        run.fit(train_data, epochs=1, steps=warmup)
+        result = {"warmup_seconds": run.seconds, "train_images_per_sec": 0.0}
+        for _ in range(args.repeats):  # the best: other work only ever slows a run down
+            run.fit(train_data, epochs=1, steps=steps)
+            result["train_images_per_sec"] = max(result["train_images_per_sec"],
+                                                 run.images_per_second)
         if not args.skip_inference:
             inputs = images[:steps * batch].astype("float32")
 
@@ -161,8 +157,8 @@ def run_benchmark(args):
         result["inference_achieved_gflops"] = flops * result["inference_images_per_sec"] / 1e9
     return {
         "variant": args.variant, "recipe": args.recipe, "backend": backend,
-        "device": runtime.device_description(), "precision": numerics.precision,
-        "jit": numerics.jit, "augment_on": numerics.augment_on,
+        "device": runtime.device_description(), "precision": run.precision,
+        "jit": run.jit, "augment_on": run.augment_on, "replicas": run.replicas,
         "optimizer": type(train_model.optimizer).__name__,
         "fused_batch_norm": train_config.fused_batch_norm and backend == "tensorflow",
         "batch_size": batch, "steps": steps, "warmup_steps": warmup, "repeats": args.repeats,

@@ -257,11 +257,10 @@ def main(argv=None):
         for seed in args.seeds:
             per_seed.append(evaluate_seed(repeats.seed_dir(output, seed), data,
                                           int8=not args.no_int8, tflm=args.tflm))
-    from keras_resnet.training import step, TrainConfig
+    from keras_resnet.training import TrainConfig
 
     train_config = TrainConfig.from_dict(config["train"])
-    images_per_epoch = (step.steps_per_epoch(train_config, len(data.x_train))
-                        * train_config.batch_size)
+    images_per_epoch = train_config.epoch_steps(len(data.x_train)) * train_config.batch_size
     row = build_row(args.name, args, config, per_seed, images_per_epoch, command)
     update_results(args.results, row=row)
     print(results_markdown({args.name: row}, only_rows=True))
