@@ -10,7 +10,6 @@ is one JSON object: the numbers, the resolved settings, the command, the date an
 machine.
 """
 
-import argparse
 import json
 import sys
 import time
@@ -18,19 +17,6 @@ import time
 import numpy as np
 
 from keras_resnet import cli
-
-
-def _positive(kind_name, minimum=1):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer >= {minimum}. Received: {kind_name}={text!r}")
-        return value
-    return parse
 
 
 def build_parser():
@@ -47,20 +33,20 @@ def build_parser():
     cli.add_config_arguments(parser.add_argument_group(
         "training, as train.py's flags (default: the recipe's)"), TrainConfig)
     run = parser.add_argument_group("run")
-    run.add_argument("--steps", type=_positive("steps"), default=20,
+    run.add_argument("--steps", type=cli.positive("steps"), default=20,
                      help="timed training steps (and inference batches) per repeat")
-    run.add_argument("--warmup-steps", type=_positive("warmup_steps", 0), default=None,
+    run.add_argument("--warmup-steps", type=cli.positive("warmup_steps", 0), default=None,
                      help="untimed steps first; defaults to 2 x steps_per_execution")
-    run.add_argument("--repeats", type=_positive("repeats"), default=1,
+    run.add_argument("--repeats", type=cli.positive("repeats"), default=1,
                      help="timed runs; the best is reported (the machine may be shared)")
     run.add_argument("--skip-inference", action="store_true")
     compiler = parser.add_argument_group("compilation and threads")
     compiler.add_argument("--compile-cache", default="auto",
                           help="JAX's compilation cache folder, as training's: auto (the "
                                "user's cache folder) or off")
-    compiler.add_argument("--intra-op-threads", type=_positive("intra_op_threads", 0),
+    compiler.add_argument("--intra-op-threads", type=cli.positive("intra_op_threads", 0),
                           default=0, help="TensorFlow/torch only; 0 keeps the default")
-    compiler.add_argument("--inter-op-threads", type=_positive("inter_op_threads", 0),
+    compiler.add_argument("--inter-op-threads", type=cli.positive("inter_op_threads", 0),
                           default=0, help="TensorFlow/torch only; 0 keeps the default")
     return parser
 
@@ -174,24 +160,13 @@ def run_benchmark(args):
 
 
 def main(argv=None):
-    """Runs the benchmark command; returns the exit code (2 for a bad argument)."""
+    """Runs the benchmark command (through `cli.run_main`, as every command)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     args.argv = argv
-    from keras_resnet.variants import VARIANTS
-    if args.variant not in VARIANTS:
-        print(f"{parser.prog}: error: Unknown variant; expected one of "
-              f"{', '.join(VARIANTS)}. Received: variant={args.variant!r}", file=sys.stderr)
-        return 2
-    try:
-        result = run_benchmark(args)
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}".replace("\n", " "), file=sys.stderr)
-        return 2
-    print(json.dumps(result))
+    print(json.dumps(run_benchmark(args)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run_command(main, keras=True)

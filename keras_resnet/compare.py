@@ -11,7 +11,6 @@ JSON.
 
 import json
 import os
-import sys
 
 from keras_resnet import cli
 from keras_resnet.stats import welch_interval
@@ -173,4 +172,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run_main(main))
+    cli.run_command(main)

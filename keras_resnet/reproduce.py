@@ -270,7 +270,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from keras_resnet.quiet import import_keras
-
-    import_keras()
-    sys.exit(cli.run_main(main))
+    cli.run_command(main, keras=True)

@@ -11,7 +11,6 @@ models as they were; a folder there that was not shipped (no `sha256.json`) is r
 import datetime
 import os
 import shutil
-import sys
 import tempfile
 
 import numpy as np
@@ -159,7 +158,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from keras_resnet.quiet import import_keras
-
-    import_keras()
-    sys.exit(cli.run_main(main))
+    cli.run_command(main, keras=True)

@@ -6,7 +6,6 @@ not at all, prints the markdown report and, as the last line, the JSON report.
 """
 
 import os
-import sys
 
 from keras_resnet import cli, lock, run_folder
 from keras_resnet.export import convert
@@ -133,4 +132,4 @@ def _export(args, formats, model_path, run_config, data_config, data_dir, output
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run_main(main))
+    cli.run_command(main)

@@ -24,6 +24,7 @@ import warnings
 
 import keras
 
+from keras_resnet.cli import one_line
 from keras_resnet.files import write_json
 
 STATE_FILE = "state.json"
@@ -90,7 +91,7 @@ def restore(model, directory):
         try:
             verify_weights(path)
         except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
-            reason = " ".join(str(error).split())[:160] or type(error).__name__
+            reason = one_line(error)[:160]
             if index + 1 < len(candidates):
                 print(f"warning: checkpoint {path} is unreadable ({reason}); resuming from "
                       f"epoch {candidates[index + 1].get('epoch')} instead", file=sys.stderr)
@@ -103,7 +104,7 @@ def restore(model, directory):
                 warnings.simplefilter("ignore")
                 model.load_weights(path)
         except Exception as error:  # noqa: BLE001 - the file is whole: the network differs
-            reason = " ".join(str(error).split())[:160] or type(error).__name__
+            reason = one_line(error)[:160]
             raise ValueError(f"The checkpoint {path} is intact but does not fit the network "
                              f"config.json describes: was its model section edited? Restore "
                              f"it or start a new --output ({reason}). "
@@ -197,7 +198,7 @@ class Checkpoint(keras.callbacks.Callback):
             self.model.save_weights(os.path.join(self.directory, weights))
         except OSError as error:  # e.g. a full disk
             _abandon_h5(os.path.join(self.directory, weights))
-            text = " ".join(str(error).split())
+            text = one_line(error)
             reason = os.strerror(28) if "errno = 28" in text else text[:200]
             raise OSError(f"The checkpoint of epoch {epoch + 1} could not be written "
                           f"({reason}); the previous checkpoint, if any, is kept in "

@@ -60,15 +60,13 @@ def resolve_seeds(seeds, repeats, base_seed, run_dir, resume):
     without either, a repeated run's folder gives its own seeds back.
 
     Raises:
-        ValueError: for both flags at once, `repeats < 1`, or a resumed folder that is a
-            repeated run resumed as a single one (or the reverse).
+        ValueError: for both flags at once, or a resumed folder that is a repeated run
+            resumed as a single one (or the reverse).
     """
     if seeds is not None and repeats is not None:
         raise ValueError(f"Pass --seeds or --repeats, not both. Received: seeds={seeds}, "
                          f"repeats={repeats}")
     if repeats is not None:
-        if repeats < 1:
-            raise ValueError(f"--repeats must be at least 1. Received: repeats={repeats}")
         seeds = tuple(range(base_seed, base_seed + repeats))
     if resume:
         saved = read_seeds(run_dir)
