@@ -5,9 +5,9 @@
 Times exactly the step `train.py` runs: the model, its compiled step and the batches
 (tf.data on TensorFlow, arrays held on the device elsewhere) come from
 `keras_resnet.training.run.TrainingRun` with the variant's recipe (or `--recipe fast`) and
-training's defaults (precision and XLA `auto`), over random images. A warm-up pays for tracing and compilation first. The last line of stdout
-is one JSON object: the numbers, the resolved settings, the command, the date and the
-machine.
+training's defaults (precision and XLA `auto`), over random images. A warm-up pays for
+tracing and compilation first. The last line of stdout is one JSON object: the numbers,
+the resolved settings, the command, the date and the machine.
 """
 
 import json
@@ -71,16 +71,6 @@ def _configure_threads(backend, intra, inter):
             f"backends (for JAX use XLA_FLAGS). Received: backend={backend!r}")
 
 
-def _timed(fn, repeats):
-    # Best of `repeats`: other work on a shared machine only ever slows a run down.
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def run_benchmark(args):
     """Builds, compiles and times the training step; returns the result dict."""
     import dataclasses
@@ -122,17 +112,18 @@ def run_benchmark(args):
         # The warm-up traces and compiles the train step (or loads it from the cache).
         run.fit(train_data, epochs=1, steps=warmup)
         result = {"warmup_seconds": run.seconds, "train_images_per_sec": 0.0}
-        for _ in range(args.repeats):  # the best: other work only ever slows a run down
+        # The best of the repeats: other work on a shared machine only ever slows a run down.
+        for _ in range(args.repeats):
             run.fit(train_data, epochs=1, steps=steps)
             result["train_images_per_sec"] = max(result["train_images_per_sec"],
                                                  run.images_per_second)
         if not args.skip_inference:
-            inputs = images[:steps * batch].astype("float32")
-
-            def predict():
+            inputs, best = images[:steps * batch].astype("float32"), float("inf")
+            for repeat in range(args.repeats + 1):  # the first traces the step
+                started = time.perf_counter()
                 model.predict(inputs, batch_size=batch, verbose=0)
-            predict()
-            result["inference_images_per_sec"] = steps * batch / _timed(predict, args.repeats)
+                best = min(best, time.perf_counter() - started) if repeat else best
+            result["inference_images_per_sec"] = steps * batch / best
     flops = estimate_flops(config)
     # Training costs about three forward passes: forward, and backward to inputs and weights.
     result.update(

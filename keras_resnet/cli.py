@@ -50,14 +50,12 @@ def argument_type(parse):
 
 
 def positive(name, minimum=1):
-    """The argparse type of a count flag: an integer at least `minimum` (1, or 0).
+    """The argparse type of every count flag: an integer of at least `minimum` (1 or 0).
 
     Example:
 
-    >>> parser = ArgumentParser(prog="example")
-    >>> _ = parser.add_argument("--max-trials", type=positive("max_trials"))
-    >>> parser.parse_args(["--max-trials", "3"]).max_trials
-    3
+    >>> positive("max_trials")("3"), positive("final_seeds", 0)("0")
+    (3, 0)
     >>> positive("max_trials")("0")
     Traceback (most recent call last):
     ...
@@ -65,10 +63,7 @@ def positive(name, minimum=1):
     """
 
     def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
+        value = int(text) if text.strip().lstrip("+-").isdigit() else None
         if value is None or value < minimum:
             raise argparse.ArgumentTypeError(
                 f"--{name.replace('_', '-')} must be "
@@ -239,12 +234,8 @@ def run_main(main, argv=None):
 
 
 def run_command(main, keras=False):
-    """A command's `if __name__ == "__main__"` block: exits with `run_main(main)`'s code.
-
-    With `keras`, Keras is imported first with TensorFlow's start-up logs kept out of
-    stderr (`keras_resnet.quiet.import_keras`); commands that check their input without
-    Keras leave it to `main`.
-    """
+    """A command's `__main__` block: exits with `run_main(main)`'s code, after importing
+    Keras quietly (`quiet.import_keras`) when `keras`, for commands that need it at once."""
     if keras:
         from keras_resnet.quiet import import_keras
 

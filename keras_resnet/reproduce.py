@@ -123,8 +123,8 @@ def evaluate_seed(folder, data, int8=True, tflm=False):
 def _exported_formats(model, folder, run_config, data, formats):
     from keras_resnet.files import read_json
 
-    export_dir = os.path.join(folder, "export")
-    report_path = os.path.join(export_dir, "report.json")
+    export_dir = os.path.join(folder, run_folder.EXPORT)
+    report_path = os.path.join(export_dir, run_folder.REPORT_FILE)
     if os.path.isfile(report_path):
         report = read_json(report_path, "report")
         rows = report.get("formats") or {}

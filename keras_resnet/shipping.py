@@ -52,7 +52,7 @@ def spot_check(folder, images, labels):
 
 def _seeds_summary(run_dir):
     # A seed of a repeated run (train.py --seeds / reproduce): its siblings' spread.
-    path = os.path.join(os.path.dirname(os.path.abspath(run_dir)), "summary.json")
+    path = os.path.join(os.path.dirname(os.path.abspath(run_dir)), run_folder.SUMMARY_FILE)
     if not os.path.basename(os.path.abspath(run_dir)).startswith("seed-") or \
             not os.path.isfile(path):
         return None

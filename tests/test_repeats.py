@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from keras_resnet import run_folder
 from keras_resnet.cli import run_main
 from keras_resnet.training import fit, repeats
 
@@ -60,7 +61,7 @@ def test_summary_holds_mean_std_min_max_of_every_final_metric(repeated):
 
 def test_curves_are_per_epoch_means_with_a_band(repeated):
     run_dir, summary = repeated
-    histories = [repeats.read_history(os.path.join(run_dir, f"seed-{s}")) for s in (3, 5)]
+    histories = [run_folder.read_history(os.path.join(run_dir, f"seed-{s}")) for s in (3, 5)]
     assert set(summary["curves"]) == set(repeats.CURVES)
     for name in repeats.CURVES:
         curve = summary["curves"][name]

@@ -189,8 +189,10 @@ def _search(args, role, kind, variant, study, ranges, space, data, data_info, ou
         best_config = os.path.join(output, "best_config.json")
         results.write_best_config(rows[0], space, variant, data_info, best_config)
         if study:
-            with open(os.path.join(output, "study.md"), "w") as handle:
-                handle.write(studies.study_table(study, rows, args.epochs, args.steps_per_epoch))
+            from keras_resnet.files import write_text
+
+            write_text(os.path.join(output, "study.md"),
+                       studies.study_table(study, rows, args.epochs, args.steps_per_epoch))
         mean = (f" (over seeds {rows[0]['seed_mean']:.4f} +- {rows[0]['seed_std']:.4f})"
                 if "seed_mean" in rows[0] else "")
         print(f"best: trial {rows[0]['trial_id']}, val_accuracy {rows[0]['val_accuracy']:.4f}"

@@ -73,7 +73,7 @@ def main(argv=None):
         if args.output is None:
             raise ValueError("A shipped model is exported into a folder of yours: pass "
                              "--output DIR. Received: output=None")
-    output = args.output or os.path.join(args.run_dir, "export")
+    output = args.output or os.path.join(args.run_dir, run_folder.EXPORT)
     model_path, run_config = run_folder.read_finished_run(args.run_dir)
     from keras_resnet.export.exporter import export_names
     from keras_resnet.export.manifest import check_export_folder

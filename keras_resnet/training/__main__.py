@@ -85,9 +85,10 @@ def over_export_budget(export_dir, config, flash_budget=None, arena_budget=None)
     import os
 
     from keras_resnet.files import read_json
+    from keras_resnet.run_folder import REPORT_FILE
     from keras_resnet.model import estimate_arena_bytes, estimate_int8_bytes
 
-    formats = read_json(os.path.join(export_dir, "report.json"), "report")["formats"]
+    formats = read_json(os.path.join(export_dir, REPORT_FILE), "report")["formats"]
     int8, tflm = formats.get("tflite-int8"), formats.get("tflm")
     for name, budget, measured, what, estimate, code in (
             ("flash", flash_budget, int8 and int8["bytes"], "is {:,} bytes", estimate_int8_bytes,
@@ -161,7 +162,8 @@ def main(argv=None):
                              "under TFLite Micro: add tflm to --export. Received: "
                              f"export={args.export!r}, arena_budget={args.arena_budget}")
         # Refused now, not after hours of training: an export over a file of the user's.
-        check_export_folder(os.path.join(output, "export"), export_names(export_formats))
+        check_export_folder(os.path.join(output, run_folder.EXPORT),
+                            export_names(export_formats))
     # Checked, created and locked before the data is read: a wrong --output or a second
     # process on the same run should not cost a minute of loading. (Repeated seeds hold
     # their folder too: the outer one in run_repeats, each seed's in fit.)
@@ -178,8 +180,10 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
     from keras_resnet import check_budget, cli, run_folder
     from keras_resnet.data import load_data
 
-    data = load_data(**run_folder.data_arguments(run_folder.run_config(
-        variant, config, train_config, data_info)), limits=cli.read_limits(args))
+    height, width, channels = config.input_shape
+    data = load_data(**data_info, image_size=(height, width), channels=channels,
+                     val_split=train_config.val_split, seed=train_config.seed,
+                     limits=cli.read_limits(args))
     if data_info["data_dir"] is not None or data_info["dataset"] != "cifar10":
         # A user's own data: classes and statistics follow it.
         config = dataclasses.replace(config, num_classes=data.num_classes, mean=data.mean,
@@ -217,14 +221,14 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
 
         model_path, run_config = run_folder.read_finished_run(output)
         # The data is already in memory: calibrate and evaluate on it, not on a re-read.
-        export_model(load_keras_model(model_path), os.path.join(output, "export"),
+        export_dir = os.path.join(output, run_folder.EXPORT)
+        export_model(load_keras_model(model_path), export_dir,
                      export_formats, calibration_images=data.x_train,
                      test_images=data.x_test, test_labels=data.y_test,
                      class_names=list(data.class_names), source_config=run_config)
-        with open(os.path.join(output, "export", "report.md")) as report:
+        with open(os.path.join(export_dir, "report.md")) as report:
             print(report.read())
-        over = over_export_budget(os.path.join(output, "export"), config, args.flash_budget,
-                                  args.arena_budget)
+        over = over_export_budget(export_dir, config, args.flash_budget, args.arena_budget)
         if over:
             print(f"error: {over[0]}", file=sys.stderr)
             return over[1]

@@ -44,20 +44,9 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
     """
     with run_folder.hold(run_dir, resume):
         keras.utils.set_random_seed(train_config.seed)
-        # config.json is written when training really starts: a start that fails before
-        # leaves no run behind, and a resume's changes are recorded only once in effect.
-        record = _config_recorder(run_dir, run_folder.run_config(
-            variant, model_config, train_config, data_info))
         return _fit(model_config, train_config, data, run_dir, variant, resume, verbose,
-                    (record, *extra_callbacks))
-
-
-def _config_recorder(run_dir, config):
-    def on_train_begin(logs=None):
-        state = checkpoint.load_state(os.path.join(run_dir, "checkpoints"))
-        run_folder.record_config(run_dir, config, state["epoch"] if state else 0)
-
-    return keras.callbacks.LambdaCallback(on_train_begin=on_train_begin)
+                    extra_callbacks, run_folder.run_config(variant, model_config,
+                                                           train_config, data_info))
 
 
 def _apply_changed_learning_rate(optimizer, train_config, run_dir):
@@ -73,27 +62,29 @@ def _apply_changed_learning_rate(optimizer, train_config, run_dir):
         pass  # a LearningRateSchedule
 
 
-def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, extra_callbacks):
+def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, extra_callbacks,
+         config):
     run = TrainingRun(model_config, train_config, len(data.x_train), name=variant)
     with run:
         model, train_model = run.build()
-        checkpoint_dir = os.path.join(run_dir, "checkpoints")
-        state = checkpoint.restore(train_model, checkpoint_dir) if resume else None
+        checkpoint_dir = os.path.join(run_dir, run_folder.CHECKPOINTS)
+        stateful = run.schedule_callbacks("val_loss" if len(data.x_val) else "loss")
+        saver = checkpoint.Checkpoint(
+            checkpoint_dir, stateful_callbacks=stateful,
+            on_epoch_saved=lambda history: records.write_history(run_dir, history))
+        state = saver.restore(train_model) if resume else None
         initial_epoch = state["epoch"] if state else 0
         if state:
             _apply_changed_learning_rate(train_model.optimizer, train_config, run_dir)
         # After the restore: the data continues at the resumed epoch's batches.
         train_data, validation_data = run.data(data, initial_epoch=initial_epoch)
-        stateful = run.schedule_callbacks("val_loss" if validation_data is not None else "loss")
-        saver = checkpoint.Checkpoint(
-            checkpoint_dir, history=state["history"] if state else [],
-            on_epoch_saved=lambda history: records.write_history(run_dir, history),
-            stateful_callbacks=stateful)
-        saver.restore_callback_state(state and state.get("callbacks"))
         callbacks = [*stateful.values(), saver]
         if run.backend == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-        callbacks.extend(extra_callbacks)
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, run_folder.LOGS)))
+        # config.json is written when training really starts: a start that fails before
+        # leaves no run behind, and a resume's changes are recorded only once in effect.
+        callbacks += [keras.callbacks.LambdaCallback(on_train_begin=lambda logs=None: (
+            run_folder.record_config(run_dir, config, initial_epoch))), *extra_callbacks]
         if initial_epoch < train_config.epochs:
             run.fit(train_data, validation_data, initial_epoch=initial_epoch,
                     callbacks=callbacks, verbose=verbose)

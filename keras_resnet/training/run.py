@@ -40,10 +40,10 @@ class TrainingRun:
         augment_on: str. `"host"` (tf.data) or `"device"` (in the compiled step).
         steps_per_epoch: int. Optimizer steps of one epoch (`TrainConfig.epoch_steps`).
         steps_per_call: int. Optimizer steps grouped into one compiled call
-            (`step.GroupedSteps`): `steps_per_execution` with JAX on one accelerator,
-            device augmentation and no label mixing, else 1 (Keras runs
-            `steps_per_execution` itself). Not on a CPU: XLA:CPU runs convolutions
-            inside a loop tens of times slower (`benchmarks/results/scan_cpu.md`).
+            (`step.GroupedSteps`): `steps_per_execution` with JAX on one accelerator (not
+            a CPU: XLA:CPU loops convolutions tens of times slower,
+            `benchmarks/results/scan_cpu.md`), device augmentation and no label mixing;
+            else 1, and Keras runs `steps_per_execution` itself.
         calls_per_epoch: int. What Keras' `fit` counts as an epoch's steps.
         replicas: int. Devices training in parallel, set on entering the run.
         seconds, images_per_second: float. Of the last `fit`.
@@ -215,14 +215,10 @@ class TrainingRun:
         """Trains the built `train_model` inside the run; measures images per second.
 
         Args:
-            train: training batches from `data`.
-            validation: validation batches or None. Defaults to `None`.
+            train, validation: batches from `data`; `validation` may be None.
             epochs: int or None. Epoch to train up to. Defaults to the config's `epochs`.
-            initial_epoch: int. Epoch to start from. Defaults to `0`.
-            callbacks: sequence of `keras.callbacks.Callback`. Defaults to `()`.
-            verbose: Keras `fit` verbosity. Defaults to `0`.
-            steps: int or None. Optimizer steps per epoch, whole calls. Defaults to
-                `steps_per_epoch`.
+            initial_epoch, callbacks, verbose: as Keras' `fit`.
+            steps: int or None. Optimizer steps per epoch. Defaults to `steps_per_epoch`.
 
         Returns:
             Keras' `History`. `self.seconds` is the wall time of the whole fit and

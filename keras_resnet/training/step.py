@@ -15,9 +15,10 @@ class GroupedSteps(keras.Model):
 
     Each item of `ArrayBatches(steps_per_item=k)` (`keras_resnet.data.batches`) holds the
     training set as it lies on the device and the rows of k batches; `train_step` gathers
-    each batch there and trains on it inside one `keras.ops.scan`. The host then dispatches once per k steps, where
-    Keras' own `steps_per_execution` on JAX loops in Python and dispatches every step: at
-    small batches on a GPU that per-step host work, not the arithmetic, sets the speed.
+    each batch there and trains on it inside one `keras.ops.scan`. The host then
+    dispatches once per k steps, where Keras' own `steps_per_execution` on JAX loops in
+    Python and dispatches every step: at small batches on a GPU that per-step host work,
+    not the arithmetic, sets the speed.
     Optimizer, schedule, Lookahead and metrics see k ordinary steps.
 
     Args:
