@@ -149,7 +149,7 @@ def test_resume_reads_the_seeds_back(repeated, tmp_path):
     (["--seeds", "0,x"], "--seeds: expected comma-separated"),
     (["--seeds", "0,0"], "--seeds: seeds must be distinct"),
     (["--seeds", "0,1", "--repeats", "2"], "not both"),
-    (["--repeats", "0"], "at least 1"),
+    (["--repeats", "0"], "--repeats must be positive. Received: repeats=0"),
     (["--seeds", "0,1", "--export", "tflite"], "--export exports one model"),
 ])
 def test_train_cli_rejects_bad_repeat_flags_in_one_line(flags, message, tmp_path, capsys):
