@@ -4,7 +4,6 @@ The checkout's entry point; the command itself is `keras_resnet.training.__main_
 (`python -m keras_resnet.training` where the package is installed without this file).
 """
 
-import sys
 
 from keras_resnet.quiet import import_keras
 
@@ -13,9 +12,9 @@ import_keras()
 
 from keras_resnet.training.__main__ import (  # noqa: E402,F401 - the command's names
     EXIT_DIVERGED, EXIT_OVER_ARENA_BUDGET, EXIT_OVER_FLASH_BUDGET, build_parser, main,
-    over_arena_budget, over_flash_budget)
+    over_export_budget)
 
 if __name__ == "__main__":
-    from keras_resnet.cli import run_main
+    from keras_resnet.cli import run_command
 
-    sys.exit(run_main(main))
+    run_command(main)

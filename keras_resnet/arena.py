@@ -80,7 +80,7 @@ def _activation_tensors(config):
         return run([tensor, run([tensor], size)], size)
 
     def squeeze_excite(tensor, channels):
-        squeezed = max(1, channels // config.se_ratio)
+        squeezed = blocks.squeeze_width(channels, config.se_ratio)
         scale = run([run([run([tensor], channels)], squeezed)], channels)
         return run([tensor, run([scale], channels)], tensors[tensor][0])  # sigmoid, product
 

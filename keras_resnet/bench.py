@@ -2,16 +2,14 @@
 
     python -m keras_resnet.bench --variant efficient
 
-Times exactly the step `train.py` runs: the model and its compiled step come from
-`keras_resnet.training.step.build_training_model` with the variant's recipe (or
-`--recipe fast`) and training's defaults (precision and XLA `auto`), and the batches from
-`build_training_data` (tf.data on TensorFlow, arrays held on the device elsewhere), over
-random images. A warm-up pays for tracing and compilation first. The last line of stdout
-is one JSON object: the numbers, the resolved settings, the command, the date and the
-machine.
+Times exactly the step `train.py` runs: the model, its compiled step and the batches
+(tf.data on TensorFlow, arrays held on the device elsewhere) come from
+`keras_resnet.training.run.TrainingRun` with the variant's recipe (or `--recipe fast`) and
+training's defaults (precision and XLA `auto`), over random images. A warm-up pays for
+tracing and compilation first. The last line of stdout is one JSON object: the numbers,
+the resolved settings, the command, the date and the machine.
 """
 
-import argparse
 import json
 import sys
 import time
@@ -19,19 +17,6 @@ import time
 import numpy as np
 
 from keras_resnet import cli
-
-
-def _positive(kind_name, minimum=1):
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            value = None
-        if value is None or value < minimum:
-            raise argparse.ArgumentTypeError(
-                f"must be an integer >= {minimum}. Received: {kind_name}={text!r}")
-        return value
-    return parse
 
 
 def build_parser():
@@ -48,20 +33,20 @@ def build_parser():
     cli.add_config_arguments(parser.add_argument_group(
         "training, as train.py's flags (default: the recipe's)"), TrainConfig)
     run = parser.add_argument_group("run")
-    run.add_argument("--steps", type=_positive("steps"), default=20,
+    run.add_argument("--steps", type=cli.positive("steps"), default=20,
                      help="timed training steps (and inference batches) per repeat")
-    run.add_argument("--warmup-steps", type=_positive("warmup_steps", 0), default=None,
+    run.add_argument("--warmup-steps", type=cli.positive("warmup_steps", 0), default=None,
                      help="untimed steps first; defaults to 2 x steps_per_execution")
-    run.add_argument("--repeats", type=_positive("repeats"), default=1,
+    run.add_argument("--repeats", type=cli.positive("repeats"), default=1,
                      help="timed runs; the best is reported (the machine may be shared)")
     run.add_argument("--skip-inference", action="store_true")
     compiler = parser.add_argument_group("compilation and threads")
     compiler.add_argument("--compile-cache", default="auto",
                           help="JAX's compilation cache folder, as training's: auto (the "
                                "user's cache folder) or off")
-    compiler.add_argument("--intra-op-threads", type=_positive("intra_op_threads", 0),
+    compiler.add_argument("--intra-op-threads", type=cli.positive("intra_op_threads", 0),
                           default=0, help="TensorFlow/torch only; 0 keeps the default")
-    compiler.add_argument("--inter-op-threads", type=_positive("inter_op_threads", 0),
+    compiler.add_argument("--inter-op-threads", type=cli.positive("inter_op_threads", 0),
                           default=0, help="TensorFlow/torch only; 0 keeps the default")
     return parser
 
@@ -86,16 +71,6 @@ def _configure_threads(backend, intra, inter):
             f"backends (for JAX use XLA_FLAGS). Received: backend={backend!r}")
 
 
-def _timed(fn, repeats):
-    # Best of `repeats`: other work on a shared machine only ever slows a run down.
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - start)
-    return best
-
-
 def run_benchmark(args):
     """Builds, compiles and times the training step; returns the result dict."""
     import dataclasses
@@ -104,7 +79,8 @@ def run_benchmark(args):
 
     from keras_resnet.data.sources import DataSplits
     from keras_resnet.model import count_params, estimate_flops
-    from keras_resnet.training import TrainConfig, runtime, step
+    from keras_resnet.training import TrainConfig, runtime
+    from keras_resnet.training.run import TrainingRun
     from keras_resnet.variants import get_recipe, get_variant
 
     config = get_variant(args.variant)
@@ -114,7 +90,7 @@ def run_benchmark(args):
     train_config = dataclasses.replace(
         get_recipe(args.variant, args.recipe), **cli.config_overrides(args, TrainConfig),
         steps_per_epoch=None, val_split=0.0)
-    spe, grouped = train_config.steps_per_execution, step.steps_per_call(train_config)
+    spe = train_config.steps_per_execution
     # Whole executions only, so every timed fit runs exactly `steps` steps.
     steps = -(-args.steps // spe) * spe
     warmup = -(-(2 * spe if args.warmup_steps is None else args.warmup_steps) // spe) * spe
@@ -129,28 +105,25 @@ def run_benchmark(args):
                       tuple(str(i) for i in range(config.num_classes)), config.mean,
                       config.std, "random")
     keras.utils.set_random_seed(0)
-    numerics = step.resolve_numerics(train_config)
-    with runtime.precision_scope(numerics.precision):
-        model, train_model = step.build_training_model(config, train_config, len(images),
-                                                       name=args.variant)
-        train_data, _ = step.build_training_data(data, train_config)
-
-        def fit(num_steps):
-            train_model.fit(train_data, epochs=1, steps_per_epoch=num_steps // grouped,
-                            verbose=0)
-
+    run = TrainingRun(config, train_config, len(images), name=args.variant)
+    with run:
+        model, train_model = run.build()
+        train_data, _ = run.data(data)
         # The warm-up traces and compiles the train step (or loads it from the cache).
-        warmup_seconds = _timed(lambda: fit(warmup), 1)
-        train_seconds = _timed(lambda: fit(steps), args.repeats)
-        result = {"train_images_per_sec": steps * batch / train_seconds,
-                  "warmup_seconds": warmup_seconds}
+        run.fit(train_data, epochs=1, steps=warmup)
+        result = {"warmup_seconds": run.seconds, "train_images_per_sec": 0.0}
+        # The best of the repeats: other work on a shared machine only ever slows a run down.
+        for _ in range(args.repeats):
+            run.fit(train_data, epochs=1, steps=steps)
+            result["train_images_per_sec"] = max(result["train_images_per_sec"],
+                                                 run.images_per_second)
         if not args.skip_inference:
-            inputs = images[:steps * batch].astype("float32")
-
-            def predict():
+            inputs, best = images[:steps * batch].astype("float32"), float("inf")
+            for repeat in range(args.repeats + 1):  # the first traces the step
+                started = time.perf_counter()
                 model.predict(inputs, batch_size=batch, verbose=0)
-            predict()
-            result["inference_images_per_sec"] = steps * batch / _timed(predict, args.repeats)
+                best = min(best, time.perf_counter() - started) if repeat else best
+            result["inference_images_per_sec"] = steps * batch / best
     flops = estimate_flops(config)
     # Training costs about three forward passes: forward, and backward to inputs and weights.
     result.update(
@@ -161,8 +134,8 @@ def run_benchmark(args):
         result["inference_achieved_gflops"] = flops * result["inference_images_per_sec"] / 1e9
     return {
         "variant": args.variant, "recipe": args.recipe, "backend": backend,
-        "device": runtime.device_description(), "precision": numerics.precision,
-        "jit": numerics.jit, "augment_on": numerics.augment_on,
+        "device": runtime.device_description(), "precision": run.precision,
+        "jit": run.jit, "augment_on": run.augment_on, "replicas": run.replicas,
         "optimizer": type(train_model.optimizer).__name__,
         "fused_batch_norm": train_config.fused_batch_norm and backend == "tensorflow",
         "batch_size": batch, "steps": steps, "warmup_steps": warmup, "repeats": args.repeats,
@@ -178,24 +151,13 @@ def run_benchmark(args):
 
 
 def main(argv=None):
-    """Runs the benchmark command; returns the exit code (2 for a bad argument)."""
+    """Runs the benchmark command (through `cli.run_main`, as every command)."""
     argv = sys.argv[1:] if argv is None else list(argv)
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     args.argv = argv
-    from keras_resnet.variants import VARIANTS
-    if args.variant not in VARIANTS:
-        print(f"{parser.prog}: error: Unknown variant; expected one of "
-              f"{', '.join(VARIANTS)}. Received: variant={args.variant!r}", file=sys.stderr)
-        return 2
-    try:
-        result = run_benchmark(args)
-    except ValueError as error:
-        print(f"{parser.prog}: error: {error}".replace("\n", " "), file=sys.stderr)
-        return 2
-    print(json.dumps(result))
+    print(json.dumps(run_benchmark(args)))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    cli.run_command(main, keras=True)

@@ -10,6 +10,7 @@ import errno
 import functools
 import json
 import os
+import re
 import sys
 
 from keras_resnet.fields import parse_text
@@ -30,6 +31,8 @@ class ArgumentParser(argparse.ArgumentParser):
                           help="show the full traceback of an error instead of one line")
 
     def error(self, message):
+        # A type's message that starts with its flag (`positive`'s) needs no argparse prefix.
+        message = re.sub(r"^argument ([^:]+): (?=\1 )", "", message)
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
@@ -44,6 +47,31 @@ def argument_type(parse):
 
     parse_argument.__name__ = getattr(parse, "__name__", "value")
     return parse_argument
+
+
+def positive(name, minimum=1):
+    """The argparse type of every count flag: an integer of at least `minimum` (1 or 0).
+
+    Example:
+
+    >>> positive("max_trials")("3"), positive("final_seeds", 0)("0")
+    (3, 0)
+    >>> positive("max_trials")("0")
+    Traceback (most recent call last):
+    ...
+    argparse.ArgumentTypeError: --max-trials must be positive. Received: max_trials=0
+    """
+
+    def parse(text):
+        value = int(text) if text.strip().lstrip("+-").isdigit() else None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(
+                f"--{name.replace('_', '-')} must be "
+                f"{'positive' if minimum > 0 else 'non-negative'}. "
+                f"Received: {name}={text if value is not None else repr(text)}")
+        return value
+
+    return parse
 
 
 def add_config_arguments(group, config_class, names=None):
@@ -95,16 +123,17 @@ def add_budget_arguments(group, verb="refused"):
     """Adds the budget flags: parameters, int8 bytes (flash), multiply-accumulates, arena."""
     from keras_resnet.config import DEFAULT_PARAM_BUDGET
 
-    group.add_argument("--param-budget", type=int, default=DEFAULT_PARAM_BUDGET,
+    group.add_argument("--param-budget", type=positive("param_budget"),
+                       default=DEFAULT_PARAM_BUDGET,
                        help=f"most trainable parameters; a larger network is {verb} before "
                             f"anything is built (default {DEFAULT_PARAM_BUDGET:,})")
-    group.add_argument("--flash-budget", type=int, default=None,
+    group.add_argument("--flash-budget", type=positive("flash_budget"), default=None,
                        help="most bytes of the int8 model (a microcontroller's flash): "
                             f"estimated before building ({verb} above it), checked after an "
                             "int8/tflm export")
-    group.add_argument("--macs-budget", type=int, default=None,
+    group.add_argument("--macs-budget", type=positive("macs_budget"), default=None,
                        help="most multiply-accumulates per image")
-    group.add_argument("--arena-budget", type=int, default=None,
+    group.add_argument("--arena-budget", type=positive("arena_budget"), default=None,
                        help="most bytes of TFLite Micro's tensor arena (a microcontroller's "
                             f"RAM for the int8 model): estimated before building ({verb} "
                             "above it), checked after a tflm export by running the model")
@@ -116,9 +145,10 @@ def add_read_limit_arguments(parser):
 
     defaults = ReadLimits()
     group = parser.add_argument_group("limits on untrusted data")
-    group.add_argument("--max-member-mb", type=int, default=defaults.max_member_bytes // MB,
+    group.add_argument("--max-member-mb", type=positive("max_member_mb"),
+                       default=defaults.max_member_bytes // MB,
                        help="largest archive member read, in MB (default %(default)s)")
-    group.add_argument("--max-archive-mb", type=int,
+    group.add_argument("--max-archive-mb", type=positive("max_archive_mb"),
                        default=defaults.max_archive_bytes // MB,
                        help="largest total read from an archive, in MB (default %(default)s)")
     add_pixel_limit_argument(group)
@@ -128,7 +158,8 @@ def add_pixel_limit_argument(parser):
     """Adds `--max-image-pixels`."""
     from keras_resnet.limits import MAX_IMAGE_PIXELS
 
-    parser.add_argument("--max-image-pixels", type=int, default=MAX_IMAGE_PIXELS,
+    parser.add_argument("--max-image-pixels", type=positive("max_image_pixels"),
+                        default=MAX_IMAGE_PIXELS,
                         help="most pixels of one image, checked before decoding "
                              "(default %(default)s)")
 
@@ -137,10 +168,6 @@ def read_limits(args):
     """The `ReadLimits` the flags of `add_read_limit_arguments` give."""
     from keras_resnet.limits import MB, ReadLimits
 
-    for flag in ("max_member_mb", "max_archive_mb", "max_image_pixels"):
-        if getattr(args, flag) < 1:
-            raise ValueError(f"--{flag.replace('_', '-')} must be positive. "
-                             f"Received: {flag}={getattr(args, flag)}")
     return ReadLimits(max_member_bytes=args.max_member_mb * MB,
                       max_archive_bytes=args.max_archive_mb * MB,
                       max_image_pixels=args.max_image_pixels)
@@ -204,3 +231,13 @@ def run_main(main, argv=None):
         print(f"error: {type(error).__name__}: {one_line(error)} (an internal error; rerun "
               f"with {DEBUG_FLAG} for the traceback)", file=sys.stderr)
         return 1
+
+
+def run_command(main, keras=False):
+    """A command's `__main__` block: exits with `run_main(main)`'s code, after importing
+    Keras quietly (`quiet.import_keras`) when `keras`, for commands that need it at once."""
+    if keras:
+        from keras_resnet.quiet import import_keras
+
+        import_keras()
+    sys.exit(run_main(main))

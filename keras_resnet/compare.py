@@ -9,11 +9,10 @@ with the baseline, with no correction for making several comparisons. The last l
 JSON.
 """
 
-import json
 import os
-import sys
 
-from keras_resnet import cli
+from keras_resnet import cli, run_folder
+from keras_resnet.files import read_json
 from keras_resnet.stats import welch_interval
 
 DEFAULT_METRICS = ("test_accuracy", "tta_test_accuracy", "val_accuracy", "test_loss",
@@ -44,7 +43,7 @@ def read_summary(run):
     Raises:
         ValueError: if `run` is not a finished repeated run.
     """
-    path = os.path.join(run, "summary.json")
+    path = os.path.join(run, run_folder.SUMMARY_FILE)
     if not os.path.isdir(run):
         raise ValueError(f"{run} is not a folder; expected a run folder written by train.py "
                          f"--seeds. Received: run={run!r}")
@@ -55,8 +54,7 @@ def read_summary(run):
                          f"train.py --seeds (an unfinished one: rerun it with --resume). "
                          f"Received: run={run!r}")
     try:
-        with open(path, encoding="utf-8") as handle:
-            summary = json.load(handle)
+        summary = read_json(path, "run")
     except ValueError:
         summary = None
     if not _is_summary(summary):
@@ -173,4 +171,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run_main(main))
+    cli.run_command(main)

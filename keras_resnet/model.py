@@ -114,7 +114,7 @@ def count_params(config):
             trainable += layer.kernel ** 2 * layer.inputs * layer.outputs + 2 * layer.outputs
             batch_norm_channels += layer.outputs
         elif layer.kind == "se":
-            squeezed = max(1, layer.outputs // config.se_ratio)
+            squeezed = blocks.squeeze_width(layer.outputs, config.se_ratio)
             trainable += 2 * layer.outputs * squeezed + squeezed + layer.outputs
         else:
             trainable += (layer.inputs + 1) * layer.outputs
@@ -224,7 +224,7 @@ def estimate_flops(config):
             flops += 2 * layer.pixels * layer.kernel ** 2 * layer.inputs * layer.outputs
         elif layer.kind == "se":
             # Two 1x1 convolutions on the pooled 1x1 map.
-            flops += 2 * 2 * layer.outputs * max(1, layer.outputs // config.se_ratio)
+            flops += 2 * 2 * layer.outputs * blocks.squeeze_width(layer.outputs, config.se_ratio)
         else:
             flops += 2 * layer.inputs * layer.outputs
     return flops
@@ -272,7 +272,7 @@ def estimate_int8_bytes(config):
             channels, convolutions = channels + layer.outputs, convolutions + 1
         elif layer.kind == "se":
             squeeze_excites += 1
-            channels += layer.outputs + max(1, layer.outputs // config.se_ratio)
+            channels += layer.outputs + blocks.squeeze_width(layer.outputs, config.se_ratio)
             convolutions += 2
     total = (count_params(config)["trainable"] + INT8_BYTES_PER_CHANNEL * channels
              + INT8_BYTES_PER_CONV * convolutions + INT8_BYTES_PER_SE * squeeze_excites

@@ -8,7 +8,6 @@ SavedModel folder, whose graph runs as code. Class names come from `--labels`, e
 
 import json
 import os
-import sys
 
 import numpy as np
 
@@ -144,7 +143,8 @@ def build_parser():
     parser.add_argument("model", help=".keras file, SavedModel folder or .tflite file, or a "
                                       "shipped model: NAME (float) or NAME:int8")
     parser.add_argument("images", nargs="+", help="image files (PNG, JPEG, ...)")
-    parser.add_argument("--top-k", type=int, default=3, help="classes per image (default 3)")
+    parser.add_argument("--top-k", type=cli.positive("top_k"), default=3,
+                        help="classes per image (default 3)")
     parser.add_argument(runtime.SAVED_MODEL_FLAG, action="store_true",
                         help="allow a SavedModel folder: its graph runs as code and can read "
                              "and write files, so only for models you made or trust")
@@ -167,11 +167,6 @@ def main(argv=None):
         from keras_resnet.export.tflite_file import check_tflite
 
         check_tflite(args.model)
-    if args.max_image_pixels < 1:
-        raise ValueError("--max-image-pixels must be positive. "
-                         f"Received: max_image_pixels={args.max_image_pixels}")
-    if args.top_k < 1:
-        raise ValueError(f"--top-k must be a positive integer. Received: top_k={args.top_k}")
     for path in args.images:
         if not os.path.isfile(path):
             raise ValueError(f"No image at that path. Received: image={path!r}")
@@ -189,4 +184,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run_main(main))
+    cli.run_command(main)

@@ -19,7 +19,6 @@ A user's own runs live elsewhere (`runs/` by default), never among these.
 import hashlib
 import importlib.resources
 import os
-import sys
 
 CHECKSUMS = "sha256.json"
 CARD = "card.json"
@@ -191,6 +190,6 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from keras_resnet.cli import run_main
+    from keras_resnet.cli import run_command
 
-    sys.exit(run_main(main))
+    run_command(main)

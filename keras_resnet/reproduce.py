@@ -124,8 +124,8 @@ def evaluate_seed(folder, data, int8=True, tflm=False):
 def _exported_formats(model, folder, run_config, data, formats):
     from keras_resnet.files import read_json
 
-    export_dir = os.path.join(folder, "export")
-    report_path = os.path.join(export_dir, "report.json")
+    export_dir = os.path.join(folder, run_folder.EXPORT)
+    report_path = os.path.join(export_dir, run_folder.REPORT_FILE)
     if os.path.isfile(report_path):
         report = read_json(report_path, "report")
         rows = report.get("formats") or {}
@@ -260,11 +260,10 @@ def main(argv=None):
         for seed in args.seeds:
             per_seed.append(evaluate_seed(repeats.seed_dir(output, seed), data,
                                           int8=not args.no_int8, tflm=args.tflm))
-    from keras_resnet.training import step, TrainConfig
+    from keras_resnet.training import TrainConfig
 
     train_config = TrainConfig.from_dict(config["train"])
-    images_per_epoch = (step.steps_per_epoch(train_config, len(data.x_train))
-                        * train_config.batch_size)
+    images_per_epoch = train_config.epoch_steps(len(data.x_train)) * train_config.batch_size
     row = build_row(args.name, args, config, per_seed, images_per_epoch, command)
     update_results(args.results, row=row)
     print(results_markdown({args.name: row}, only_rows=True))
@@ -274,7 +273,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from keras_resnet.quiet import import_keras
-
-    import_keras()
-    sys.exit(cli.run_main(main))
+    cli.run_command(main, keras=True)

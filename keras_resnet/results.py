@@ -138,7 +138,8 @@ def minutes_curve(row):
         `(minutes, mean, std)` lists per epoch, or None without the seeds' histories.
     """
     from keras_resnet.stats import describe
-    from keras_resnet.training.repeats import read_history, seed_dir
+    from keras_resnet.run_folder import read_history
+    from keras_resnet.training.repeats import seed_dir
 
     histories = [read_history(seed_dir(row.get("run_dir") or "", seed)) for seed in row["seeds"]]
     epochs = min(len(history) for history in histories)

@@ -2,8 +2,9 @@
 
 A run folder holds `config.json` (variant, model, train and data sections: what `--resume`
 continues and export reads back), `checkpoints/`, `history.csv`, learning curves,
-`metrics.json` and `model.keras` (float32, no optimizer); this module reads and writes
-the last three and the config, so their names and formats live in one place.
+`metrics.json`, `model.keras` (float32, no optimizer), `logs/` and `export/`; a repeated
+run's folder `summary.json`. Every name is defined here, and the readers and writers of
+the config, history, metrics and model, so their names and formats live in one place.
 
 A run folder is ours when it holds `config.json` (a run) or our `.lock` with no run yet (a
 start that was killed). Anything else that is not empty belongs to someone else and is
@@ -14,17 +15,24 @@ behind: the folder is removed if this process made it, else only the files it wr
 """
 
 import contextlib
-import json
+import csv
+import io
 import os
 import shutil
 
-from keras_resnet.files import atomic_path, remove_litter, write_json
+from keras_resnet.files import atomic_path, read_json, remove_litter, write_json, write_text
 from keras_resnet.lock import LOCK_FILE, acquire_lock, lock_is_live, read_lock, release_lock
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.json"
 MODEL_FILE = "model.keras"
-STATE_FILE = os.path.join("checkpoints", "state.json")
+HISTORY_FILE = "history.csv"
+SUMMARY_FILE = "summary.json"  # a repeated run's
+CHECKPOINTS = "checkpoints"  # the training state (`training.checkpoint`)
+LOGS = "logs"  # TensorBoard's
+EXPORT = "export"
+REPORT_FILE = "report.json"  # the export's measurements, in EXPORT
+STATE_FILE = os.path.join(CHECKPOINTS, "state.json")
 
 
 def _is_abandoned_start(run_dir, names):
@@ -34,7 +42,7 @@ def _is_abandoned_start(run_dir, names):
         return False
     if lock_is_live(read_lock(run_dir)) and read_lock(run_dir).get("pid") != os.getpid():
         return False
-    return set(names) <= {LOCK_FILE, "checkpoints", "logs"}
+    return set(names) <= {LOCK_FILE, CHECKPOINTS, LOGS}
 
 
 def check_run_dir(run_dir, resume):
@@ -105,7 +113,7 @@ def hold(run_dir, resume):
                          f"Received: output={run_dir!r}") from None
     took = acquire_lock(run_dir)
     if took:
-        for folder in (run_dir, os.path.join(run_dir, "checkpoints")):
+        for folder in (run_dir, os.path.join(run_dir, CHECKPOINTS)):
             remove_litter(folder)
     try:
         yield
@@ -123,7 +131,7 @@ def _undo_start(run_dir, created):
     if created:
         shutil.rmtree(run_dir, ignore_errors=True)
         return
-    for name in (CONFIG_FILE, "checkpoints", "logs"):
+    for name in (CONFIG_FILE, CHECKPOINTS, LOGS):
         path = os.path.join(run_dir, name)
         if os.path.isdir(path):
             shutil.rmtree(path, ignore_errors=True)
@@ -200,12 +208,7 @@ def read_run_config(run_dir):
         ValueError: if the file cannot be read, is not a JSON object, or a section is not one.
     """
     path = os.path.join(run_dir, CONFIG_FILE)
-    try:
-        with open(path) as handle:
-            values = json.load(handle)
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(f"{path} cannot be read as JSON ({error}). "
-                         f"Received: config={path!r}") from None
+    values = read_json(path, "config")
     if not isinstance(values, dict):
         raise ValueError(f"{path} must hold a JSON object (a run's configuration). "
                          f"Received: {type(values).__name__}")
@@ -240,10 +243,26 @@ def save_results(run_dir, model, metrics):
 def read_metrics(run_dir):
     """Returns a finished run's `metrics.json`, or None when the run has not finished."""
     path = os.path.join(run_dir, METRICS_FILE)
+    return read_json(path, "metrics") if os.path.exists(path) else None
+
+
+def write_history(run_dir, history):
+    """Writes `history.csv`: one row per epoch, every key of any row a column."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, list(dict.fromkeys(key for row in history for key in row)))
+    writer.writeheader()
+    writer.writerows(history)
+    write_text(os.path.join(run_dir, HISTORY_FILE), buffer.getvalue())
+
+
+def read_history(run_dir):
+    """A run folder's `history.csv` as a list of dicts of floats ([] if missing)."""
+    path = os.path.join(run_dir, HISTORY_FILE)
     if not os.path.exists(path):
-        return None
-    with open(path) as handle:
-        return json.load(handle)
+        return []
+    with open(path, newline="") as handle:
+        return [{k: float(v) for k, v in row.items() if v not in ("", None)}
+                for row in csv.DictReader(handle)]
 
 
 def data_arguments(run_config, data_dir=None):

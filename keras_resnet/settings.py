@@ -52,7 +52,7 @@ def read_config_file(path):
             values = json.loads(text)
         limits.count_values(values)
     except Exception as error:  # noqa: BLE001 - any read or parse error is the user's file
-        reason = " ".join(str(error).split())[:300] or type(error).__name__
+        reason = cli.one_line(error)[:300]
         raise ValueError(f"--config {path} could not be parsed: {reason}") from None
     if values is None:
         values = {}

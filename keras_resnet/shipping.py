@@ -11,7 +11,6 @@ models as they were; a folder there that was not shipped (no `sha256.json`) is r
 import datetime
 import os
 import shutil
-import sys
 import tempfile
 
 import numpy as np
@@ -53,7 +52,7 @@ def spot_check(folder, images, labels):
 
 def _seeds_summary(run_dir):
     # A seed of a repeated run (train.py --seeds / reproduce): its siblings' spread.
-    path = os.path.join(os.path.dirname(os.path.abspath(run_dir)), "summary.json")
+    path = os.path.join(os.path.dirname(os.path.abspath(run_dir)), run_folder.SUMMARY_FILE)
     if not os.path.basename(os.path.abspath(run_dir)).startswith("seed-") or \
             not os.path.isfile(path):
         return None
@@ -159,7 +158,4 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    from keras_resnet.quiet import import_keras
-
-    import_keras()
-    sys.exit(cli.run_main(main))
+    cli.run_command(main, keras=True)

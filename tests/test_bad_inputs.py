@@ -254,7 +254,7 @@ CASES = [
      lambda t: [plain_model(t), png(t / "x.png"), "--labels", write(t / "l.txt", b"\xff\xfe\x00")],
      "--labels must be a text file"),
     ("predict-top-k", "predict", lambda t: [plain_model(t), png(t / "x.png"), "--top-k", "0"],
-     "--top-k must be a positive integer"),
+     "--top-k must be positive. Received: top_k=0"),
     # export: run folders it must not damage
     ("export-config-not-object", "export",
      lambda t: [fake_run(t / "run", config="[1]", files={"model.keras": "m"})],

@@ -9,7 +9,7 @@ import sys
 import keras
 import pytest
 
-from keras_resnet import bench
+from keras_resnet import bench, cli
 from keras_resnet.config import ResNetConfig
 from keras_resnet.model import build_resnet, estimate_flops
 from keras_resnet.variants import VARIANTS
@@ -54,14 +54,11 @@ def test_bench_prints_json_last_line():
 
 @pytest.mark.parametrize("args, message", [
     (("--variant", "nope"), "Unknown variant.*Received: variant='nope'"),
-    (("--variant", "tiny", "--steps", "0"), "Received: steps='0'"),
+    (("--variant", "tiny", "--steps", "0"), "--steps must be positive. Received: steps=0"),
     (("--variant", "tiny", "--precision", "fp8"), "Received: precision='fp8'"),
 ])
 def test_bench_bad_argument_is_one_line_exit_2(args, message, capsys):
-    try:
-        code = bench.main(list(args))
-    except SystemExit as exit_:  # argparse's own errors
-        code = exit_.code
+    code = cli.run_main(bench.main, list(args))
     stderr = capsys.readouterr().err
     assert code == 2
     assert len(stderr.strip().splitlines()) == 1, stderr

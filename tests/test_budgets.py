@@ -156,9 +156,10 @@ def test_export_is_checked_against_the_flash_budget(tmp_path):
     export_dir.mkdir(parents=True)
     (export_dir / "report.json").write_text(json.dumps(
         {"formats": {"tflite-int8": {"bytes": 95_000}}}))
-    assert train.over_flash_budget(str(export_dir), 100_000, RESNET8) is None
-    assert train.over_flash_budget(str(export_dir), None, RESNET8) is None
-    message = train.over_flash_budget(str(export_dir), 94_000, RESNET8)
+    assert train.over_export_budget(str(export_dir), RESNET8, flash_budget=100_000) is None
+    assert train.over_export_budget(str(export_dir), RESNET8, flash_budget=None) is None
+    message, code = train.over_export_budget(str(export_dir), RESNET8, flash_budget=94_000)
+    assert code == train.EXIT_OVER_FLASH_BUDGET
     assert "The exported int8 model is 95,000 bytes, over the flash budget of 94,000" in message
     assert f"estimated before training: {estimate_int8_bytes(RESNET8):,}" in message
 
@@ -169,9 +170,10 @@ def test_export_is_checked_against_the_arena_budget(tmp_path):
     (export_dir / "report.json").write_text(json.dumps({"formats": {
         "tflite-int8": {"bytes": 95_000},
         "tflm": {"arena": {"used_bytes": 60_000, "margin_bytes": 16, "arena_bytes": 60_016}}}}))
-    assert train.over_arena_budget(str(export_dir), 60_016, RESNET8) is None
-    assert train.over_arena_budget(str(export_dir), None, RESNET8) is None
-    message = train.over_arena_budget(str(export_dir), 60_000, RESNET8)
+    assert train.over_export_budget(str(export_dir), RESNET8, arena_budget=60_016) is None
+    assert train.over_export_budget(str(export_dir), RESNET8, arena_budget=None) is None
+    message, code = train.over_export_budget(str(export_dir), RESNET8, arena_budget=60_000)
+    assert code == train.EXIT_OVER_ARENA_BUDGET
     assert "needs a TFLM arena of 60,016 bytes, over the arena budget of 60,000" in message
     assert f"estimated before training: {estimate_arena_bytes(RESNET8):,}" in message
     assert message.endswith("Received: arena_budget=60000")

@@ -14,9 +14,11 @@ from PIL import Image
 
 from keras_resnet import bench
 from keras_resnet.config import ResNetConfig
-from keras_resnet.data.batches import ArrayBatches, GroupedSteps
+from keras_resnet.data.batches import ArrayBatches
 from keras_resnet.data.sources import DataSplits
-from keras_resnet.training import TrainConfig, fit, runtime, step
+from keras_resnet.training import TrainConfig, fit, runtime
+from keras_resnet.training.run import TrainingRun
+from keras_resnet.training.step import GroupedSteps
 from keras_resnet.training.config import OPTIMIZERS
 from keras_resnet.variants import VARIANTS, get_variant
 from tuner import hypermodel
@@ -44,13 +46,12 @@ def _train_steps(model_config, train_config, steps=2):
     """Compiles the step, runs `steps` of it; returns (model, weights before, logs)."""
     data = _splits()
     keras.utils.set_random_seed(0)
-    numerics = step.resolve_numerics(train_config)
-    with runtime.precision_scope(numerics.precision):
-        model, train_model = step.build_training_model(model_config, train_config,
-                                                       len(data.x_train))
+    run = TrainingRun(model_config, train_config, len(data.x_train))
+    with run:
+        model, train_model = run.build()
         before = [keras.ops.convert_to_numpy(w).copy() for w in model.trainable_weights]
-        train, _ = step.build_training_data(data, train_config)
-        history = train_model.fit(train, epochs=1, steps_per_epoch=steps, verbose=0)
+        train, _ = run.data(data)
+        history = run.fit(train, epochs=1, steps=steps)
     return model, train_model, before, history.history
 
 
@@ -95,8 +96,9 @@ def test_every_variant_recipe_trains_under_jit_in_mixed_precision(name):
 def test_drop_remainder_keeps_one_step_shape():
     config = TrainConfig(batch_size=12, epochs=1, precision="float32", jit="off")
     data = _splits(train=32)
-    assert step.steps_per_epoch(config, 32) == 2
-    train, _ = step.build_training_data(data, config)
+    run = TrainingRun(SMALL, config, 32)
+    assert run.steps_per_epoch == 2
+    train, _ = run.data(data)
     shapes = {tuple(images.shape) for images, _ in (
         [train[i] for i in range(len(train))] if hasattr(train, "__getitem__")
         else train.take(4))}
@@ -123,14 +125,14 @@ def test_train_tuner_and_bench_compile_the_same_step(monkeypatch, tmp_path):
                                        steps_per_epoch=1, precision="mixed_bfloat16",
                                        jit="on", val_split=0.25)
     built = {}
-    original = step.build_training_model
+    original = TrainingRun.build
 
-    def spy(model_config, train_config, num_train, name="resnet"):
-        result = original(model_config, train_config, num_train, name=name)
-        built[caller] = (model_config, train_config, result[1])
+    def spy(run):
+        result = original(run)
+        built[caller] = (run.model_config, run.train_config, result[1])
         return result
 
-    monkeypatch.setattr(step, "build_training_model", spy)
+    monkeypatch.setattr(TrainingRun, "build", spy)
     data = _splits(classes=10)
     caller = "train.py"
     fit.fit(model_config, train_config, data, str(tmp_path / "run"), variant="tiny",
@@ -242,11 +244,11 @@ def test_grouped_steps_train_as_the_same_steps_one_by_one(monkeypatch, recipe):
             precision="float32", steps_per_execution=steps_per_execution, seed=1,
             lookahead=recipe != "plain", lookahead_k=2, schedule="cosine",
             augment=("crop", "flip") if recipe != "plain" else ())
-        model, train_model = step.build_training_model(SMALL, config, 60, name="tiny")
+        run = TrainingRun(SMALL, config, 60, name="tiny")
+        model, train_model = run.build()
         assert isinstance(train_model, GroupedSteps) == (steps_per_execution > 1)
-        train, _ = step.build_training_data(data, config)
-        train_model.fit(train, epochs=2, steps_per_epoch=step.calls_per_epoch(config, 60),
-                        shuffle=False, verbose=0)
+        train, _ = run.data(data)
+        run.fit(train, epochs=2)
         weights[steps_per_execution] = [keras.ops.convert_to_numpy(w) for w in model.weights]
         iterations[steps_per_execution] = int(train_model.optimizer.iterations)
     # 7 whole batches an epoch: groups of 3, 3 and 1 steps.

@@ -21,8 +21,9 @@ from keras_resnet.data import (
     stratified_split,
 )
 from keras_resnet.data.cifar import CIFAR10_CLASSES
-from keras_resnet.data.batches import build_array_batches, build_device_training_model
+from keras_resnet.data.batches import build_array_batches
 from keras_resnet.data.batches import epoch_order
+from keras_resnet.training.step import build_device_training_model
 
 TENSORFLOW = keras.backend.backend() == "tensorflow"
 if TENSORFLOW:

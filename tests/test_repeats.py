@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from keras_resnet import run_folder
 from keras_resnet.cli import run_main
 from keras_resnet.training import fit, repeats
 
@@ -60,7 +61,7 @@ def test_summary_holds_mean_std_min_max_of_every_final_metric(repeated):
 
 def test_curves_are_per_epoch_means_with_a_band(repeated):
     run_dir, summary = repeated
-    histories = [repeats.read_history(os.path.join(run_dir, f"seed-{s}")) for s in (3, 5)]
+    histories = [run_folder.read_history(os.path.join(run_dir, f"seed-{s}")) for s in (3, 5)]
     assert set(summary["curves"]) == set(repeats.CURVES)
     for name in repeats.CURVES:
         curve = summary["curves"][name]
@@ -148,7 +149,7 @@ def test_resume_reads_the_seeds_back(repeated, tmp_path):
     (["--seeds", "0,x"], "--seeds: expected comma-separated"),
     (["--seeds", "0,0"], "--seeds: seeds must be distinct"),
     (["--seeds", "0,1", "--repeats", "2"], "not both"),
-    (["--repeats", "0"], "at least 1"),
+    (["--repeats", "0"], "--repeats must be positive. Received: repeats=0"),
     (["--seeds", "0,1", "--export", "tflite"], "--export exports one model"),
 ])
 def test_train_cli_rejects_bad_repeat_flags_in_one_line(flags, message, tmp_path, capsys):

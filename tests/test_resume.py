@@ -92,13 +92,13 @@ def test_restore_falls_back_from_a_damaged_latest_file(tmp_path, capsys):
         "epoch-0002.weights.h5", "epoch-0003.weights.h5"]
     latest = tmp_path / "epoch-0003.weights.h5"
     latest.write_bytes(latest.read_bytes()[:1000])
-    state = checkpoint.restore(compiled(), str(tmp_path))
+    state = checkpoint.Checkpoint(str(tmp_path)).restore(compiled())
     assert state["epoch"] == 2 and len(state["history"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "resuming from epoch 2 instead" in err[0]
     (tmp_path / "epoch-0002.weights.h5").write_bytes(b"")
     with pytest.raises(ValueError, match="No readable checkpoint"):
-        checkpoint.restore(compiled(), str(tmp_path))
+        checkpoint.Checkpoint(str(tmp_path)).restore(compiled())
 
 
 def test_record_config_appends_each_resume_s_changes(tmp_path):
@@ -162,7 +162,7 @@ def test_a_checkpoint_of_another_network_is_one_line_that_blames_the_edit(tmp_pa
         warnings.simplefilter("always")
         with pytest.raises(ValueError, match="is intact but does not fit the network "
                                              "config.json describes: was its model section"):
-            checkpoint.restore(compiled(5), str(tmp_path))
+            checkpoint.Checkpoint(str(tmp_path)).restore(compiled(5))
     assert not [w for w in caught if "saving_lib" in w.filename], caught[0].message
 
 

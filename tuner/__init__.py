@@ -19,8 +19,8 @@ keras-tuner, under a trainable-parameter budget:
   the trial exists; nothing over budget is ever built or trained. The count of rejections
   is saved with the oracle and reported.
 - `tuner.hypermodel`: the keras-tuner `HyperModel`: `build` compiles the trial's
-  `ResNetConfig` and `TrainConfig` with `keras_resnet.training.step.build_training_model`,
-  the step `train.py` runs, under the trial's precision policy; `fit` trains on the
+  `ResNetConfig` and `TrainConfig` as a `keras_resnet.training.run.TrainingRun`, as
+  `train.py` does, under the trial's precision policy and distribution; `fit` trains on the
   training split and scores `val_accuracy` on the held-out validation split (never the
   test split). The Keras session is cleared before every build, and each trial records
   its seconds, images per second and resident memory.

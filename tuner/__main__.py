@@ -26,15 +26,17 @@ def build_parser():
     search.add_argument("--study", help="rerun a paper's grid: optimizers, adam-lr, batch-lr-grid")
     search.add_argument("--variant", help="base architecture and recipe (default efficient; "
                                           "a study's default is its paper's variant)")
-    search.add_argument("--max-trials", type=int, default=10, help="trials (default 10)")
-    search.add_argument("--executions-per-trial", type=int, default=1,
+    search.add_argument("--max-trials", type=cli.positive("max_trials"), default=10,
+                        help="trials (default 10)")
+    search.add_argument("--executions-per-trial", type=cli.positive("executions_per_trial"),
+                        default=1,
                         help="trainings averaged per trial (default 1)")
     cli.add_budget_arguments(search, verb="rejected")
-    search.add_argument("--final-seeds", type=int, default=0,
+    search.add_argument("--final-seeds", type=cli.positive("final_seeds", 0), default=0,
                         help="retrain the --final-top best trials with N fresh seeds each and "
                              "rank them by the mean, so a lucky draw does not win (default 0: "
                              "off)")
-    search.add_argument("--final-top", type=int, default=3,
+    search.add_argument("--final-top", type=cli.positive("final_top"), default=3,
                         help="trials --final-seeds retrains (default 3)")
     space = parser.add_argument_group(
         "search space: a dimension flag sets its range and tunes it; one value fixes it. "
@@ -66,22 +68,6 @@ def build_parser():
                      help="JAX's compilation cache folder, as train.py's: auto or off")
     run.add_argument("--verbose", type=int, default=0, help="Keras fit verbosity per trial")
     return parser
-
-
-def _checked_positive(args):
-    for name in ("max_trials", "executions_per_trial", "param_budget"):
-        if getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive. "
-                             f"Received: {name}={getattr(args, name)}")
-    for name in ("final_seeds", "final_top"):
-        if getattr(args, name) < (0 if name == "final_seeds" else 1):
-            raise ValueError(f"--{name.replace('_', '-')} must be "
-                             f"{'non-negative' if name == 'final_seeds' else 'positive'}. "
-                             f"Received: {name}={getattr(args, name)}")
-    for name in ("flash_budget", "macs_budget", "arena_budget"):
-        if getattr(args, name) is not None and getattr(args, name) < 1:
-            raise ValueError(f"--{name.replace('_', '-')} must be positive. "
-                             f"Received: {name}={getattr(args, name)}")
 
 
 def _role():
@@ -125,8 +111,6 @@ def main(argv=None):
     from tuner.dimensions import resolve_ranges
 
     args = build_parser().parse_args(argv)
-    _checked_positive(args)
-    cli.read_limits(args)
     if _role() != "worker":
         folder.check_output(args.output)
     study = studies.get_study(args.study) if args.study else None
@@ -205,8 +189,10 @@ def _search(args, role, kind, variant, study, ranges, space, data, data_info, ou
         best_config = os.path.join(output, "best_config.json")
         results.write_best_config(rows[0], space, variant, data_info, best_config)
         if study:
-            with open(os.path.join(output, "study.md"), "w") as handle:
-                handle.write(studies.study_table(study, rows, args.epochs, args.steps_per_epoch))
+            from keras_resnet.files import write_text
+
+            write_text(os.path.join(output, "study.md"),
+                       studies.study_table(study, rows, args.epochs, args.steps_per_epoch))
         mean = (f" (over seeds {rows[0]['seed_mean']:.4f} +- {rows[0]['seed_std']:.4f})"
                 if "seed_mean" in rows[0] else "")
         print(f"best: trial {rows[0]['trial_id']}, val_accuracy {rows[0]['val_accuracy']:.4f}"
@@ -224,11 +210,9 @@ def _search(args, role, kind, variant, study, ranges, space, data, data_info, ou
 
 
 if __name__ == "__main__":
-    from keras_resnet.quiet import import_keras, quiet_native_logs
+    from keras_resnet.cli import run_command
+    from keras_resnet.quiet import quiet_native_logs
 
-    import_keras()
     with quiet_native_logs():
-        import keras_tuner  # noqa: F401 - its import logs too
-    from keras_resnet.cli import run_main
-
-    sys.exit(run_main(main))
+        import keras_tuner  # noqa: F401 - its import logs too, as Keras's does
+    run_command(main, keras=True)

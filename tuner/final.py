@@ -120,5 +120,7 @@ def _build_and_fit(hypermodel, hp, seed, epochs):
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)  # the initial weights change with the seed too
-    model = hypermodel.build(hp)
+    # The class's build, not the instance's `build` attribute: keras-tuner binds that to the
+    # hypermodel the seeded copy was made from, whose training run is not the copy's.
+    model = type(hypermodel).build(hypermodel, hp)
     return hypermodel.fit(hp, model, epochs=epochs)["val_accuracy"]

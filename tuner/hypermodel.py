@@ -1,20 +1,19 @@
-"""The HyperModel (train.py's compiled step, fit on the validation split) and the tuners.
+"""The HyperModel (train.py's training run, fit on the validation split) and the tuners.
 
 `ResNetHyperModel.build` does not describe a network: it resolves the trial's values into a
-`ResNetConfig` and a `TrainConfig` and compiles them with
-`keras_resnet.training.step.build_training_model`, so a tuned model is exactly what
-`train.py` would train.
+`ResNetConfig` and a `TrainConfig` and builds them as a
+`keras_resnet.training.run.TrainingRun`, so a tuned model is exactly what `train.py` would
+train.
 """
 
 import os
-import time
 
 import keras_tuner
 from keras_tuner.src.tuners import bayesian, gridsearch, hyperband, randomsearch
 
 from keras_resnet.files import write_json
 from keras_resnet.model import count_params
-from keras_resnet.training import runtime, step
+from keras_resnet.training.run import TrainingRun
 from tuner.memory import TrialMemory, resident_memory_mb
 
 TUNERS = ("random", "bayesian", "hyperband")
@@ -25,9 +24,10 @@ MAX_RESAMPLES = 1000  # draws per trial before the oracle gives up on the budget
 class ResNetHyperModel(keras_tuner.HyperModel):
     """Builds and trains one trial's ResNet from a `SearchSpace`.
 
-    `build(hp)` compiles the trial with `keras_resnet.training.step.build_training_model`,
-    the same step `train.py` runs (precision, XLA, augmentation placement from the
-    trial's `TrainConfig`), on every backend the trainer supports; the tuner clears the
+    A trial is one `keras_resnet.training.run.TrainingRun`, as `train.py`'s run is (its
+    precision, XLA, distribution and augmentation placement from the trial's
+    `TrainConfig`), on every backend the trainer supports: the tuner holds it over
+    `build(hp)` and `fit` (`trial_run`); the tuner clears the
     Keras session before every build and releases each trial's memory after it
     (`tuner.memory`), so memory stays flat across trials. `fit` trains on `data.x_train`
     and validates on the held-out `data.x_val`; the test split is never touched. It
@@ -50,43 +50,39 @@ class ResNetHyperModel(keras_tuner.HyperModel):
             raise ValueError("The tuner selects on a validation split, and the data has none; "
                              "set --val-split above 0. Received: val_split=0")
         self.space, self.data, self.verbose = space, data, verbose
+        self._run = None
 
     def declare_hyperparameters(self, hp):
         self.space.declare(hp)
 
+    def trial_run(self, hp):
+        """The `TrainingRun` of `hp`'s values: one per trial, shared by `build` and `fit`."""
+        if self._run is None or self._run[0] != hp.values:
+            model_config, train_config, extras = self.space.resolve(hp.values)
+            run = TrainingRun(model_config, train_config, len(self.data.x_train),
+                              name=self.name)
+            self._run = (dict(hp.values), run, extras)
+        return self._run[1]
+
     def build(self, hp):
-        model_config, train_config, _ = self.space.resolve(hp.values)
         excess = self.space.budget_excess(hp.values)
         if excess:
             # The oracle rejects these before a trial exists; never build one regardless.
             raise keras_tuner.errors.FailedTrialError(excess)
-        with runtime.precision_scope(step.resolve_numerics(train_config).precision):
-            _, train_model = step.build_training_model(model_config, train_config,
-                                                       len(self.data.x_train), name=self.name)
-        return train_model
+        return self.trial_run(hp).build()[1]
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
-        model_config, train_config, extras = self.space.resolve(hp.values)
-        train, val = step.build_training_data(self.data, train_config,
-                                              initial_epoch=initial_epoch,
-                                              shuffle=extras["shuffle"])
-        callbacks = [*callbacks, *step.build_schedule_callbacks(train_config).values()]
-        steps = step.steps_per_epoch(train_config, len(self.data.x_train))
-        epochs = epochs or train_config.epochs
-        started = time.perf_counter()
-        history = model.fit(train, validation_data=val, epochs=epochs,
-                            initial_epoch=initial_epoch,
-                            steps_per_epoch=step.calls_per_epoch(train_config,
-                                                                 len(self.data.x_train)),
-                            callbacks=callbacks, verbose=self.verbose, shuffle=False)
-        seconds = time.perf_counter() - started
+        run, shuffle = self.trial_run(hp), self._run[2]["shuffle"]
+        self._run = None  # unreferenced after the trial, for `tuner.memory` to release
+        train, val = run.data(self.data, initial_epoch=initial_epoch, shuffle=shuffle)
+        history = run.fit(train, val, epochs=epochs, initial_epoch=initial_epoch,
+                          callbacks=[*callbacks, *run.schedule_callbacks().values()],
+                          verbose=self.verbose)
         # A diverged trial scores NaN in some epochs; its best finite epoch still counts.
         scores = [s for s in history.history.get(OBJECTIVE, []) if s == s]
         return {OBJECTIVE: max(scores) if scores else float("nan"),
-                "params": float(count_params(model_config)["trainable"]),
-                "seconds": seconds,
-                "images_per_second": (epochs - initial_epoch) * steps
-                * train_config.batch_size / seconds,
+                "params": float(count_params(run.model_config)["trainable"]),
+                "seconds": run.seconds, "images_per_second": run.images_per_second,
                 "rss_mb": resident_memory_mb()}
 
 
@@ -163,6 +159,12 @@ class _AtomicTunerSave:
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
         self._trial_memory.end()
+
+    def _build_and_fit_model(self, trial, *args, **kwargs):
+        # The trial's run is entered over both: a model built under a distribution
+        # strategy trains under the same one.
+        with self.hypermodel.trial_run(trial.hyperparameters):
+            return super()._build_and_fit_model(trial, *args, **kwargs)
 
     def save(self):
         if not self._is_worker():

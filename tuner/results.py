@@ -2,10 +2,11 @@
 
 import csv
 import dataclasses
+import io
 import math
 import os
 
-from keras_resnet.files import write_json
+from keras_resnet.files import atomic_path, write_json, write_text
 
 LEADERBOARD_COLUMNS = ("trial", "params", "val_accuracy", "hyperparameters", "seconds",
                        "images_per_second", "rss_mb")
@@ -70,18 +71,19 @@ def write_leaderboard(rows, output, header=""):
     md_path = os.path.join(output, "leaderboard.md")
     csv_path = os.path.join(output, "leaderboard.csv")
     seeded = any("seed_mean" in row for row in rows)
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(LEADERBOARD_COLUMNS + (SEED_COLUMNS if seeded else ()))
-        for row in rows:
-            writer.writerow([row["trial_id"], row["params"], f"{row['val_accuracy']:.4f}",
-                             _format_values(row["hyperparameters"]),
-                             _format_number(row["seconds"]),
-                             _format_number(row.get("images_per_second")),
-                             _format_number(row["rss_mb"])]
-                            + ([_format_number(row.get("seed_mean")),
-                                _format_number(row.get("seed_std")), row.get("seed_n", "")]
-                               if seeded else []))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(LEADERBOARD_COLUMNS + (SEED_COLUMNS if seeded else ()))
+    for row in rows:
+        writer.writerow([row["trial_id"], row["params"], f"{row['val_accuracy']:.4f}",
+                         _format_values(row["hyperparameters"]),
+                         _format_number(row["seconds"]),
+                         _format_number(row.get("images_per_second")),
+                         _format_number(row["rss_mb"])]
+                        + ([_format_number(row.get("seed_mean")),
+                            _format_number(row.get("seed_std")), row.get("seed_n", "")]
+                           if seeded else []))
+    write_text(csv_path, buffer.getvalue())
     lines = [header.rstrip(), ""] if header else []
     extra = " val_accuracy over seeds |" if seeded else ""
     lines += [(f"| rank | trial | params | val_accuracy |{extra} hyperparameters | seconds | "
@@ -97,8 +99,7 @@ def write_leaderboard(rows, output, header=""):
             f"{_format_number(row['seconds'], 3)} | "
             f"{_format_number(row.get('images_per_second'), 4)} | "
             f"{_format_number(row['rss_mb'], 4)} |")
-    with open(md_path, "w") as handle:
-        handle.write("\n".join(lines) + "\n")
+    write_text(md_path, "\n".join(lines) + "\n")
     return md_path, csv_path
 
 
@@ -144,7 +145,8 @@ def plot_pareto(rows, path, param_budget=None):
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
+    with atomic_path(path) as temporary:
+        figure.savefig(temporary, dpi=100)
     plt.close(figure)
     return path
 

@@ -8,17 +8,14 @@ machine without it: the tf.data pipeline is imported on first use of its names (
 from keras_resnet.data.augment import (
     AUGMENTATIONS, RandomPadCrop, build_augmentation, build_label_mixing, parse_augment,
 )
-from keras_resnet.data.batches import (
-    ArrayBatches, build_array_batches, build_device_training_model,
-)
+from keras_resnet.data.batches import ArrayBatches, build_array_batches
 from keras_resnet.data.sources import DataSplits, load_data, stratified_split
 
 _PIPELINE_NAMES = ("build_dataset",)
 
 __all__ = [
     "AUGMENTATIONS", "ArrayBatches", "DataSplits", "RandomPadCrop", "build_array_batches",
-    "build_augmentation", "build_device_training_model",
-    "build_label_mixing", "load_data", "parse_augment", "stratified_split",
+    "build_augmentation", "build_label_mixing", "load_data", "parse_augment", "stratified_split",
     *_PIPELINE_NAMES,
 ]
 

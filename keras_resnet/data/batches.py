@@ -3,7 +3,7 @@
 The training split lives on the accelerator once, as uint8 (CIFAR-10's 45,000 images are
 138 MB); each step gathers its batch there and converts it to float, so nothing but an index
 vector crosses from the host per step, and image augmentation runs inside the compiled train
-step (`build_device_training_model`). Everything here is `keras.ops`, so it runs on JAX,
+step (`keras_resnet.training.step`). Everything here is `keras.ops`, so it runs on JAX,
 torch and TensorFlow alike; TensorFlow's own input path is `pipeline.build_dataset`.
 """
 
@@ -68,8 +68,9 @@ class ArrayBatches(keras.utils.PyDataset):
         shuffle: bool. When training, reshuffle every epoch; `False` keeps the data's own
             order (paper 003). Defaults to `True`.
         steps_per_item: int. With more than 1, an item is a group of that many steps for
-            `GroupedSteps`: `((images, labels, rows),)`, the arrays held on the device and
-            the (steps, batch_size) rows to gather from them, whole batches only.
+            `training.step.GroupedSteps`: `((images, labels, rows),)`, the arrays held on
+            the device and the (steps, batch_size) rows to gather from them, whole batches
+            only.
             Defaults to `1` (an item is one batch).
         num_steps: int or None. Batches of an epoch, the first of its order. Defaults to
             `None` (all of them).
@@ -136,7 +137,7 @@ def build_array_batches(x, y, num_classes, batch_size, training, seed=None, augm
                         num_steps=None):
     """Builds `ArrayBatches`: shuffled one-hot batches from arrays held on the device.
 
-    Image augmentation happens in the model (`build_device_training_model`); `augment`'s
+    Image augmentation happens in the model (`keras_resnet.training.step`); `augment`'s
     MixUp / CutMix, if any, run here, on the device.
 
     Args:
@@ -170,73 +171,3 @@ def build_array_batches(x, y, num_classes, batch_size, training, seed=None, augm
     return ArrayBatches(x, y, num_classes, batch_size, training, seed=seed, mixing=mixing,
                         drop_remainder=drop_remainder, initial_epoch=initial_epoch,
                         shuffle=shuffle, steps_per_item=steps_per_item, num_steps=num_steps)
-
-
-class GroupedSteps(keras.Model):
-    """A training wrapper that runs a group of optimizer steps in one compiled call (JAX).
-
-    Each item of `ArrayBatches(steps_per_item=k)` holds the training set as it lies on the
-    device and the rows of k batches; `train_step` gathers each batch there and trains on
-    it inside one `keras.ops.scan`. The host then dispatches once per k steps, where
-    Keras' own `steps_per_execution` on JAX loops in Python and dispatches every step: at
-    small batches on a GPU that per-step host work, not the arithmetic, sets the speed.
-    Optimizer, schedule, Lookahead and metrics see k ordinary steps.
-
-    Args:
-        inputs: the Functional inputs.
-        outputs: the Functional outputs.
-        num_classes: int. Width of the one-hot labels.
-    """
-
-    def __init__(self, inputs, outputs, num_classes, **kwargs):
-        super().__init__(inputs, outputs, **kwargs)
-        self.num_classes = num_classes
-
-    def train_step(self, state, data):
-        (images, labels, rows), _, _ = keras.utils.unpack_x_y_sample_weight(data)
-        one_step = super().train_step
-
-        def step(state, step_rows):
-            batch = (ops.cast(ops.take(images, step_rows, axis=0), "float32"),
-                     ops.one_hot(ops.take(labels, step_rows, axis=0), self.num_classes))
-            logs, state = one_step(state, batch)
-            return state, logs
-
-        state, logs = ops.scan(step, state, rows)
-        return {name: value[-1] for name, value in logs.items()}, state
-
-
-def build_device_training_model(model, augmentation, steps_per_call=1):
-    """Wraps `model` so augmentation runs inside the compiled train step, on the device.
-
-    The wrapper is Functional: inputs -> `augmentation` -> `model`, sharing `model`'s
-    layers and weights, so training the wrapper trains `model`. Augmentation layers are
-    the identity at inference, so evaluating the wrapper equals evaluating `model`. Save
-    and export `model`, not the wrapper.
-
-    Args:
-        model: `keras.Model` taking float images in [0, 255].
-        augmentation: `keras.Sequential` from `build_augmentation`, or None.
-        steps_per_call: int. With more than 1, the wrapper is a `GroupedSteps` that trains
-            on `ArrayBatches(steps_per_item=steps_per_call)`. Defaults to `1`.
-
-    Returns:
-        The wrapper `keras.Model`, or `model` itself when `augmentation` is None and
-        steps are not grouped.
-
-    Example:
-
-    >>> from keras_resnet.data.augment import build_augmentation
-    >>> inner = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.Flatten(),
-    ...                           keras.layers.Dense(2)])
-    >>> wrapper = build_device_training_model(inner, build_augmentation("flip", (8, 8, 3)))
-    >>> wrapper.trainable_weights[0] is inner.trainable_weights[0]
-    True
-    """
-    if augmentation is None and steps_per_call == 1:
-        return model
-    inputs = keras.Input(model.input_shape[1:], name="image")
-    outputs = model(augmentation(inputs) if augmentation is not None else inputs)
-    if steps_per_call > 1:
-        return GroupedSteps(inputs, outputs, model.output_shape[-1], name=f"{model.name}_train")
-    return keras.Model(inputs, outputs, name=f"{model.name}_train")

@@ -11,6 +11,8 @@ import pickle
 
 import numpy as np
 
+from keras_resnet.cli import one_line
+
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                    "ship", "truck")
 PYTHON_FILES = tuple(f"data_batch_{i}" for i in range(1, 6)) + ("test_batch",)
@@ -155,7 +157,7 @@ def _unpickle(source, where):
     try:
         return _ArrayUnpickler(_read_bytes(source), encoding="bytes").load()
     except Exception as error:  # a damaged pickle can raise almost anything
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = one_line(error)
         raise ValueError(
             f"Cannot read {where}: {reason}. Expected a pickled CIFAR-10 batch "
             "(the Python version of the archive)."

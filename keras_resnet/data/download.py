@@ -9,6 +9,8 @@ import socket
 
 import numpy as np
 
+from keras_resnet.cli import one_line
+
 
 # Where tensorflow-datasets downloads from; one TCP connection tells offline from online in
 # seconds, where tfds itself retries for minutes before failing.
@@ -75,7 +77,7 @@ def load_tfds(dataset, hint):
         (x_train, y_train), (x_test, y_test) = tfds.as_numpy(train), tfds.as_numpy(test)
         class_names = tuple(info.features["label"].names)
     except Exception as error:  # offline, the download can fail in many ways
-        reason = (str(error).splitlines() or [""])[0][:160]
+        reason = one_line(error)[:160]
         raise ValueError(
             f"Cannot load tfds:{dataset} ({type(error).__name__}: {reason}); offline? "
             f"{hint}. Received: dataset={dataset!r}"

@@ -15,6 +15,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from keras_resnet.cli import one_line
 from keras_resnet.limits import MAX_IMAGE_PIXELS
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
@@ -164,7 +165,7 @@ def _decode(name, source, size, mode, formats=_FORMATS, max_pixels=None):
     except _Refused as error:
         raise ValueError(str(error)) from None
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        reason = one_line(error)
         raise ValueError(
             f"Cannot decode image {name}: {reason}. Expected a valid "
             f"{', '.join(formats or ('image',))} file; remove or replace it."

@@ -3,7 +3,7 @@
 It yields `(images, labels)` batches: float32 images in [0, 255] (the model normalizes them
 itself) and one-hot float32 labels (so MixUp and CutMix can soften them). Augmentation runs
 either on the host, mapped over batches here, or on the device inside the compiled train
-step through `batches.build_device_training_model`. Other backends use `batches`, which
+step through `keras_resnet.training.step`. Other backends use `batches`, which
 needs no TensorFlow.
 """
 
@@ -35,7 +35,7 @@ def build_dataset(x, y, num_classes, batch_size, training, augment=(), augment_o
         training: bool. Shuffle and augment (evaluation does neither).
         augment: str or tuple of str. Names from `AUGMENTATIONS`. Defaults to `()`.
         augment_on: str. `"host"` runs image augmentation here; `"device"` leaves it to
-            `build_device_training_model`. MixUp / CutMix always run here.
+            `training.step.build_device_training_model`. MixUp / CutMix always run here.
             Defaults to `"host"`.
         seed: int or None. Seeds the shuffle and the augmentation; with a seed, the
             sequence of batches is the same on every run. Defaults to `None`.

@@ -6,7 +6,6 @@ not at all, prints the markdown report and, as the last line, the JSON report.
 """
 
 import os
-import sys
 
 from keras_resnet import cli, lock, run_folder
 from keras_resnet.export import convert
@@ -74,7 +73,7 @@ def main(argv=None):
         if args.output is None:
             raise ValueError("A shipped model is exported into a folder of yours: pass "
                              "--output DIR. Received: output=None")
-    output = args.output or os.path.join(args.run_dir, "export")
+    output = args.output or os.path.join(args.run_dir, run_folder.EXPORT)
     model_path, run_config = run_folder.read_finished_run(args.run_dir)
     from keras_resnet.export.exporter import export_names
     from keras_resnet.export.manifest import check_export_folder
@@ -133,4 +132,4 @@ def _export(args, formats, model_path, run_config, data_config, data_dir, output
 
 
 if __name__ == "__main__":
-    sys.exit(cli.run_main(main))
+    cli.run_command(main)

@@ -7,7 +7,6 @@ a user's own files in the folder are left alone.
 """
 
 import datetime
-import json
 import os
 import shutil
 import tempfile
@@ -15,6 +14,8 @@ import tempfile
 import numpy as np
 
 from keras_resnet.export import convert, manifest, micro, runtime
+from keras_resnet.files import write_json, write_text
+from keras_resnet.run_folder import REPORT_FILE
 
 
 def _check_arrays(calibration_images, test_images, test_labels, formats):
@@ -292,11 +293,9 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
         }
         metadata = {"class_names": None if class_names is None else list(class_names),
                     "formats": entries, "source_config": source_config}
-        for name, payload in (("metadata.json", metadata), ("report.json", report)):
-            with open(os.path.join(build, name), "w") as file:
-                json.dump(payload, file, indent=2, sort_keys=True, default=str)
-        with open(os.path.join(build, "report.md"), "w") as file:
-            file.write(report_markdown(report))
+        for name, payload in (("metadata.json", metadata), (REPORT_FILE, report)):
+            write_json(os.path.join(build, name), payload)
+        write_text(os.path.join(build, "report.md"), report_markdown(report))
         manifest.write_manifest(build)
         manifest.move_into_place(build, output_dir)
     except BaseException:

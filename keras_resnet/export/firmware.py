@@ -12,6 +12,8 @@ Three files, plain text, no TensorFlow needed to write them:
 
 import os
 
+from keras_resnet.files import write_text
+
 BYTES_PER_LINE = 12
 # TFLM reads the flatbuffer's tables in place: its schema asks for 16-byte alignment of
 # the buffer (tflite::GetModel on an unaligned array faults on some Cortex-M cores).
@@ -123,6 +125,5 @@ def write_sources(folder, flatbuffer, arena, ops, input_quantization, output_qua
     ]
     files = {"model_data.h": header, "model_data.cc": source_lines, "model_ops.h": ops_lines}
     for name, lines in files.items():
-        with open(os.path.join(folder, name), "w") as file:
-            file.write("\n".join(lines))
+        write_text(os.path.join(folder, name), "\n".join(lines))
     return list(files)

@@ -12,10 +12,11 @@ import shutil
 import tempfile
 
 from keras_resnet.files import write_json
+from keras_resnet.run_folder import REPORT_FILE
 
 MANIFEST = "manifest.json"
 # Written by every export beside the model files.
-RECORDS = ("metadata.json", "report.json", "report.md", MANIFEST)
+RECORDS = ("metadata.json", REPORT_FILE, "report.md", MANIFEST)
 
 
 def owned_names(output_dir):
@@ -36,7 +37,7 @@ def owned_names(output_dir):
         except (OSError, ValueError, AttributeError):
             return set()
     if all(os.path.isfile(os.path.join(output_dir, name))
-           for name in ("report.json", "metadata.json")):
+           for name in (REPORT_FILE, "metadata.json")):
         return {name for name in (*FORMATS.values(), *RECORDS)
                 if os.path.exists(os.path.join(output_dir, name))}
     return set()

@@ -11,6 +11,8 @@ import warnings
 
 import numpy as np
 
+from keras_resnet.cli import one_line
+
 # Images per interpreter call when evaluating a whole test set: big enough to amortize
 # the per-invoke overhead, small enough to keep a CIFAR-sized activation buffer in cache.
 EVAL_BATCH_SIZE = 250
@@ -186,7 +188,7 @@ def load_keras_model(path):
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
     except Exception as error:  # noqa: BLE001 - anything in the file is the file's fault
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = one_line(error)[:200]
         raise ValueError(f"Cannot load the Keras model safely ({type(error).__name__}: "
                          f"{reason}). Received: model={path!r}") from None
 
@@ -231,7 +233,7 @@ def load_predictor(path, num_threads=None, trust_saved_model=False):
     except ValueError:
         raise
     except Exception as error:  # noqa: BLE001 - a corrupt file fails in many ways
-        reason = " ".join(str(error).split())[:200] or type(error).__name__
+        reason = one_line(error)[:200]
         raise ValueError(f"Cannot load the model ({type(error).__name__}: {reason}). "
                          f"Received: model={path!r}") from None
     return KerasPredictor(load_keras_model(path))

@@ -13,6 +13,8 @@ changed), 200 crashed the interpreter unchecked; none that passed this check did
 import importlib.util
 import os
 
+from keras_resnet.cli import one_line
+
 # A CIFAR model under the 5M budget is 20 MB as float32; 1 GiB is generous and keeps a
 # hostile file from taking memory before it is read.
 MAX_MODEL_BYTES = 1 << 30
@@ -173,7 +175,7 @@ def check_tflite(path):
         _Walk(data, _schema()).model()
     except (ValueError, IndexError, TypeError, OverflowError, AttributeError, UnicodeError,
             MemoryError) as error:
-        reason = " ".join(str(error).split())[:160] or type(error).__name__
+        reason = one_line(error)[:160]
         raise ValueError(f"Not a valid TFLite model (truncated or corrupt: {reason}). "
                          f"Received: model={path!r}") from None
     except Exception as error:  # noqa: BLE001 - struct.error and kin: a read out of bounds

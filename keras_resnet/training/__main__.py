@@ -56,7 +56,7 @@ def build_parser():
     run.add_argument("--seeds", type=cli.argument_type(parse_seeds), default=None,
                      help="train once per seed into OUTPUT/seed-<n>/ and write OUTPUT/summary.md "
                           "(mean, std, min, max), e.g. 0,1,2")
-    run.add_argument("--repeats", type=int, default=None,
+    run.add_argument("--repeats", type=cli.positive("repeats"), default=None,
                      help="like --seeds with seeds --seed .. --seed + N - 1")
     run.add_argument("--export", default=None,
                      help="after training, export these formats (see keras_resnet.export)")
@@ -75,42 +75,32 @@ def list_variants():
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
 
 
-def over_flash_budget(export_dir, flash_budget, config):
-    """The message if the exported int8 model is larger than `flash_budget`, else None."""
-    import json
-    import os
+def over_export_budget(export_dir, config, flash_budget=None, arena_budget=None):
+    """The message and exit code of the first budget the export is over, else None.
 
-    from keras_resnet.model import estimate_int8_bytes
-
-    with open(os.path.join(export_dir, "report.json")) as file:
-        int8 = json.load(file)["formats"].get("tflite-int8")
-    if not flash_budget or int8 is None or int8["bytes"] <= flash_budget:
-        return None
-    return (f"The exported int8 model is {int8['bytes']:,} bytes, over the flash budget of "
-            f"{flash_budget:,} (estimated before training: {estimate_int8_bytes(config):,}); "
-            f"the run and its export are kept in {os.path.dirname(export_dir)}. "
-            f"Received: flash_budget={flash_budget}")
-
-
-def over_arena_budget(export_dir, arena_budget, config):
-    """The message if the exported model needs more TFLM arena than `arena_budget`, else None.
-
-    The arena is the one the `tflm` export measured by running the int8 model under TFLM
-    (`keras_resnet.export.micro.measure_arena`), the size it ran in.
+    The int8 model's bytes are checked against `flash_budget`; the TFLM arena the `tflm`
+    export measured by running the int8 model (`keras_resnet.export.micro.measure_arena`)
+    against `arena_budget`. The message names the estimate made before training.
     """
-    import json
     import os
 
-    from keras_resnet.model import estimate_arena_bytes
+    from keras_resnet.files import read_json
+    from keras_resnet.run_folder import REPORT_FILE
+    from keras_resnet.model import estimate_arena_bytes, estimate_int8_bytes
 
-    with open(os.path.join(export_dir, "report.json")) as file:
-        tflm = json.load(file)["formats"].get("tflm")
-    if not arena_budget or tflm is None or tflm["arena"]["arena_bytes"] <= arena_budget:
-        return None
-    return (f"The exported int8 model needs a TFLM arena of {tflm['arena']['arena_bytes']:,} "
-            f"bytes, over the arena budget of {arena_budget:,} (estimated before training: "
-            f"{estimate_arena_bytes(config):,}); the run and its export are kept in "
-            f"{os.path.dirname(export_dir)}. Received: arena_budget={arena_budget}")
+    formats = read_json(os.path.join(export_dir, REPORT_FILE), "report")["formats"]
+    int8, tflm = formats.get("tflite-int8"), formats.get("tflm")
+    for name, budget, measured, what, estimate, code in (
+            ("flash", flash_budget, int8 and int8["bytes"], "is {:,} bytes", estimate_int8_bytes,
+             EXIT_OVER_FLASH_BUDGET),
+            ("arena", arena_budget, tflm and tflm["arena"]["arena_bytes"],
+             "needs a TFLM arena of {:,} bytes", estimate_arena_bytes, EXIT_OVER_ARENA_BUDGET)):
+        if budget and measured is not None and measured > budget:
+            return (f"The exported int8 model {what.format(measured)}, over the {name} budget "
+                    f"of {budget:,} (estimated before training: {estimate(config):,}); the run "
+                    f"and its export are kept in {os.path.dirname(export_dir)}. "
+                    f"Received: {name}_budget={budget}", code)
+    return None
 
 
 def main(argv=None):
@@ -158,7 +148,6 @@ def main(argv=None):
     if seeds is not None and args.export:
         raise ValueError("--export exports one model; export one seed's run instead. "
                          f"Received: export={args.export!r} with seeds={list(seeds)}")
-    cli.read_limits(args)  # bad limits fail before the run folder is made
     export_formats = None
     if args.export:
         from keras_resnet.export import check_formats
@@ -173,7 +162,8 @@ def main(argv=None):
                              "under TFLite Micro: add tflm to --export. Received: "
                              f"export={args.export!r}, arena_budget={args.arena_budget}")
         # Refused now, not after hours of training: an export over a file of the user's.
-        check_export_folder(os.path.join(output, "export"), export_names(export_formats))
+        check_export_folder(os.path.join(output, run_folder.EXPORT),
+                            export_names(export_formats))
     # Checked, created and locked before the data is read: a wrong --output or a second
     # process on the same run should not cost a minute of loading. (Repeated seeds hold
     # their folder too: the outer one in run_repeats, each seed's in fit.)
@@ -190,8 +180,10 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
     from keras_resnet import check_budget, cli, run_folder
     from keras_resnet.data import load_data
 
-    data = load_data(**run_folder.data_arguments(run_folder.run_config(
-        variant, config, train_config, data_info)), limits=cli.read_limits(args))
+    height, width, channels = config.input_shape
+    data = load_data(**data_info, image_size=(height, width), channels=channels,
+                     val_split=train_config.val_split, seed=train_config.seed,
+                     limits=cli.read_limits(args))
     if data_info["data_dir"] is not None or data_info["dataset"] != "cifar10":
         # A user's own data: classes and statistics follow it.
         config = dataclasses.replace(config, num_classes=data.num_classes, mean=data.mean,
@@ -229,29 +221,23 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
 
         model_path, run_config = run_folder.read_finished_run(output)
         # The data is already in memory: calibrate and evaluate on it, not on a re-read.
-        export_model(load_keras_model(model_path), os.path.join(output, "export"),
+        export_dir = os.path.join(output, run_folder.EXPORT)
+        export_model(load_keras_model(model_path), export_dir,
                      export_formats, calibration_images=data.x_train,
                      test_images=data.x_test, test_labels=data.y_test,
                      class_names=list(data.class_names), source_config=run_config)
-        with open(os.path.join(output, "export", "report.md")) as report:
+        with open(os.path.join(export_dir, "report.md")) as report:
             print(report.read())
-        export_dir = os.path.join(output, "export")
-        for over, code in ((over_flash_budget(export_dir, args.flash_budget, config),
-                            EXIT_OVER_FLASH_BUDGET),
-                           (over_arena_budget(export_dir, args.arena_budget, config),
-                            EXIT_OVER_ARENA_BUDGET)):
-            if over:
-                print(f"error: {over}", file=sys.stderr)
-                return code
+        over = over_export_budget(export_dir, config, args.flash_budget, args.arena_budget)
+        if over:
+            print(f"error: {over[0]}", file=sys.stderr)
+            return over[1]
     cli.print_json_line({k: v for k, v in metrics.items()
                          if k not in ("confusion_matrix", "per_class_accuracy")})
     return 0
 
 
 if __name__ == "__main__":
-    from keras_resnet.quiet import import_keras
+    from keras_resnet.cli import run_command
 
-    import_keras()
-    from keras_resnet.cli import run_main
-
-    sys.exit(run_main(main))
+    run_command(main, keras=True)

@@ -7,8 +7,8 @@ atomically replaced to point at it, then files older than the previous one are r
 kill at any point leaves a `state.json` that names a complete file; a latest file damaged
 later (a full disk, a copy cut short) falls back to the previous one with a warning.
 
-Keras' `BackupAndRestore` overwrites its checkpoint in place, so a kill during the write
-loses it; hence this small class.
+One callback saves and restores, as Keras' `BackupAndRestore` does; but that one
+overwrites its checkpoint in place, so a kill during the write loses it; hence this class.
 """
 
 import contextlib
@@ -24,6 +24,7 @@ import warnings
 
 import keras
 
+from keras_resnet.cli import one_line
 from keras_resnet.files import write_json
 
 STATE_FILE = "state.json"
@@ -64,60 +65,6 @@ def verify_weights(path):
         file.visititems(read)
 
 
-def restore(model, directory):
-    """Loads the last readable checkpoint into a compiled `model`.
-
-    If the latest weights file cannot be read, the previous epoch's is used instead, with
-    a one-line warning on stderr.
-
-    Returns:
-        The saved state dict (`epoch`, `history`, `callbacks`, `optimizer_iterations`) of
-        the checkpoint loaded, or None without one.
-
-    Raises:
-        ValueError: if no checkpoint can be read, or the optimizer's step counter was not
-            restored (a different optimizer than the checkpoint's).
-    """
-    state = load_state(directory)
-    if state is None:
-        return None
-    if not model.optimizer.built:
-        model.optimizer.build(model.trainable_variables)
-    candidates = [state] + ([state["previous"]] if isinstance(state.get("previous"), dict)
-                            else [])
-    for index, candidate in enumerate(candidates):
-        path = os.path.join(directory, os.path.basename(str(candidate.get("weights"))))
-        try:
-            verify_weights(path)
-        except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
-            reason = " ".join(str(error).split())[:160] or type(error).__name__
-            if index + 1 < len(candidates):
-                print(f"warning: checkpoint {path} is unreadable ({reason}); resuming from "
-                      f"epoch {candidates[index + 1].get('epoch')} instead", file=sys.stderr)
-                continue
-            raise ValueError(f"No readable checkpoint in {directory}: {path} is unreadable "
-                             f"({reason}). Received: checkpoint={path!r}") from None
-        try:
-            with warnings.catch_warnings():
-                # Keras warns once per layer it cannot match, before raising: one line below.
-                warnings.simplefilter("ignore")
-                model.load_weights(path)
-        except Exception as error:  # noqa: BLE001 - the file is whole: the network differs
-            reason = " ".join(str(error).split())[:160] or type(error).__name__
-            raise ValueError(f"The checkpoint {path} is intact but does not fit the network "
-                             f"config.json describes: was its model section edited? Restore "
-                             f"it or start a new --output ({reason}). "
-                             f"Received: checkpoint={path!r}") from None
-        break
-    restored = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
-    if restored != candidate.get("optimizer_iterations", restored):
-        raise ValueError(
-            f"The checkpoint in {directory} did not restore the optimizer's state (step "
-            f"{restored}, saved at {candidate['optimizer_iterations']}); was the run started "
-            f"with another optimizer? Received: optimizer steps={restored}")
-    return candidate
-
-
 class Checkpoint(keras.callbacks.Callback):
     """Saves the full training state after every epoch with a finite loss.
 
@@ -130,7 +77,6 @@ class Checkpoint(keras.callbacks.Callback):
 
     Args:
         directory: str. Checkpoint folder (created if missing).
-        history: list of dict. Rows of earlier epochs (when resuming). Defaults to `[]`.
         on_epoch_saved: callable or None. Called with the history after each save
             (writes history.csv and plots). Defaults to `None`.
         stateful_callbacks: dict of name to callback. Callbacks whose `wait`, `best` and
@@ -140,22 +86,76 @@ class Checkpoint(keras.callbacks.Callback):
     # Keras then runs the batch hook in a worker thread, so the host never waits on a step.
     async_safe = True
 
-    def __init__(self, directory, history=None, on_epoch_saved=None, stateful_callbacks=None):
+    def __init__(self, directory, on_epoch_saved=None, stateful_callbacks=None):
         super().__init__()
         self.compile_seconds = self._first_epoch = None
         self.directory = directory
-        self.history = list(history or [])
+        self.history = []
         self.on_epoch_saved = on_epoch_saved
         self.stateful_callbacks = stateful_callbacks or {}
         self.diverged = None
         os.makedirs(directory, exist_ok=True)
 
-    def restore_callback_state(self, saved):
-        for name, values in (saved or {}).items():
-            callback = self.stateful_callbacks.get(name)
+    def restore(self, model):
+        """Loads the last readable checkpoint into a compiled `model`, and its history and
+        the stateful callbacks' state into this callback, as `BackupAndRestore` restores.
+
+        If the latest weights file cannot be read, the previous epoch's is used instead,
+        with a one-line warning on stderr.
+
+        Returns:
+            The saved state dict (`epoch`, `history`, `callbacks`,
+            `optimizer_iterations`) of the checkpoint loaded, or None without one.
+
+        Raises:
+            ValueError: if no checkpoint can be read, or the optimizer's step counter was
+                not restored (a different optimizer than the checkpoint's).
+        """
+        directory = self.directory
+        state = load_state(directory)
+        if state is None:
+            return None
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
+        candidates = [state] + ([state["previous"]] if isinstance(state.get("previous"), dict)
+                                else [])
+        for index, candidate in enumerate(candidates):
+            path = os.path.join(directory, os.path.basename(str(candidate.get("weights"))))
+            try:
+                verify_weights(path)
+            except Exception as error:  # noqa: BLE001 - a damaged file fails in many ways
+                reason = one_line(error)[:160]
+                if index + 1 < len(candidates):
+                    print(f"warning: checkpoint {path} is unreadable ({reason}); resuming "
+                          f"from epoch {candidates[index + 1].get('epoch')} instead",
+                          file=sys.stderr)
+                    continue
+                raise ValueError(f"No readable checkpoint in {directory}: {path} is "
+                                 f"unreadable ({reason}). Received: checkpoint={path!r}") from None
+            try:
+                with warnings.catch_warnings():
+                    # Keras warns once per layer it cannot match, before raising: one line.
+                    warnings.simplefilter("ignore")
+                    model.load_weights(path)
+            except Exception as error:  # noqa: BLE001 - the file is whole: the network differs
+                reason = one_line(error)[:160]
+                raise ValueError(f"The checkpoint {path} is intact but does not fit the "
+                                 f"network config.json describes: was its model section "
+                                 f"edited? Restore it or start a new --output ({reason}). "
+                                 f"Received: checkpoint={path!r}") from None
+            break
+        restored = int(keras.ops.convert_to_numpy(model.optimizer.iterations))
+        if restored != candidate.get("optimizer_iterations", restored):
+            raise ValueError(
+                f"The checkpoint in {directory} did not restore the optimizer's state (step "
+                f"{restored}, saved at {candidate['optimizer_iterations']}); was the run "
+                f"started with another optimizer? Received: optimizer steps={restored}")
+        self.history = list(candidate.get("history") or [])
+        for name, values in (candidate.get("callbacks") or {}).items():
             for key, value in values.items():
-                if callback is not None:
-                    setattr(callback, key, value)
+                if name in self.stateful_callbacks:
+                    setattr(self.stateful_callbacks[name], key, value)
+        return candidate
 
     def on_train_begin(self, logs=None):
         self._train_started = time.perf_counter()
@@ -197,7 +197,7 @@ class Checkpoint(keras.callbacks.Callback):
             self.model.save_weights(os.path.join(self.directory, weights))
         except OSError as error:  # e.g. a full disk
             _abandon_h5(os.path.join(self.directory, weights))
-            text = " ".join(str(error).split())
+            text = one_line(error)
             reason = os.strerror(28) if "errno = 28" in text else text[:200]
             raise OSError(f"The checkpoint of epoch {epoch + 1} could not be written "
                           f"({reason}); the previous checkpoint, if any, is kept in "

@@ -159,3 +159,9 @@ class TrainConfig(ConfigDict):
                              f"Received: plateau_patience={self.plateau_patience!r}")
         if self.seed < 0:  # numpy's generators take no negative seed
             raise ValueError(f"`seed` must be 0 or more. Received: seed={self.seed!r}")
+
+    def epoch_steps(self, num_train):
+        """Optimizer steps of an epoch of `num_train` images: `steps_per_epoch`, else whole
+        batches only (the last partial batch is dropped, so every step has one shape and
+        XLA compiles the step once)."""
+        return self.steps_per_epoch or max(1, num_train // self.batch_size)

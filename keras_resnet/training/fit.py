@@ -6,8 +6,9 @@ import keras
 
 from keras_resnet import run_folder
 from keras_resnet.model import count_params, float32_model
-from keras_resnet.training import checkpoint, records, runtime, step
+from keras_resnet.training import checkpoint, records, runtime
 from keras_resnet.training.evaluate import classification_report, predict_probabilities
+from keras_resnet.training.run import TrainingRun
 
 
 class TrainingDiverged(RuntimeError):
@@ -43,20 +44,9 @@ def fit(model_config, train_config, data, run_dir, variant="custom", resume=Fals
     """
     with run_folder.hold(run_dir, resume):
         keras.utils.set_random_seed(train_config.seed)
-        # config.json is written when training really starts: a start that fails before
-        # leaves no run behind, and a resume's changes are recorded only once in effect.
-        record = _config_recorder(run_dir, run_folder.run_config(
-            variant, model_config, train_config, data_info))
         return _fit(model_config, train_config, data, run_dir, variant, resume, verbose,
-                    (record, *extra_callbacks))
-
-
-def _config_recorder(run_dir, config):
-    def on_train_begin(logs=None):
-        state = checkpoint.load_state(os.path.join(run_dir, "checkpoints"))
-        run_folder.record_config(run_dir, config, state["epoch"] if state else 0)
-
-    return keras.callbacks.LambdaCallback(on_train_begin=on_train_begin)
+                    extra_callbacks, run_folder.run_config(variant, model_config,
+                                                           train_config, data_info))
 
 
 def _apply_changed_learning_rate(optimizer, train_config, run_dir):
@@ -72,44 +62,38 @@ def _apply_changed_learning_rate(optimizer, train_config, run_dir):
         pass  # a LearningRateSchedule
 
 
-def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, extra_callbacks):
-    numerics = step.resolve_numerics(train_config)
-    with runtime.precision_scope(numerics.precision), \
-            runtime.distribution_scope(train_config.strategy) as replicas:
-        model, train_model = step.build_training_model(model_config, train_config,
-                                                       len(data.x_train), name=variant)
-        checkpoint_dir = os.path.join(run_dir, "checkpoints")
-        state = checkpoint.restore(train_model, checkpoint_dir) if resume else None
+def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, extra_callbacks,
+         config):
+    run = TrainingRun(model_config, train_config, len(data.x_train), name=variant)
+    with run:
+        model, train_model = run.build()
+        checkpoint_dir = os.path.join(run_dir, run_folder.CHECKPOINTS)
+        stateful = run.schedule_callbacks("val_loss" if len(data.x_val) else "loss")
+        saver = checkpoint.Checkpoint(
+            checkpoint_dir, stateful_callbacks=stateful,
+            on_epoch_saved=lambda history: records.write_history(run_dir, history))
+        state = saver.restore(train_model) if resume else None
         initial_epoch = state["epoch"] if state else 0
         if state:
             _apply_changed_learning_rate(train_model.optimizer, train_config, run_dir)
         # After the restore: the data continues at the resumed epoch's batches.
-        train_data, validation_data = step.build_training_data(data, train_config,
-                                                               initial_epoch=initial_epoch)
-        stateful = step.build_schedule_callbacks(
-            train_config, "val_loss" if validation_data is not None else "loss")
-        saver = checkpoint.Checkpoint(
-            checkpoint_dir, history=state["history"] if state else [],
-            on_epoch_saved=lambda history: records.write_history(run_dir, history),
-            stateful_callbacks=stateful)
-        saver.restore_callback_state(state and state.get("callbacks"))
+        train_data, validation_data = run.data(data, initial_epoch=initial_epoch)
         callbacks = [*stateful.values(), saver]
-        if numerics.backend == "tensorflow":
-            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs")))
-        callbacks.extend(extra_callbacks)
-        steps_per_epoch = step.steps_per_epoch(train_config, len(data.x_train))
+        if run.backend == "tensorflow":
+            callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, run_folder.LOGS)))
+        # config.json is written when training really starts: a start that fails before
+        # leaves no run behind, and a resume's changes are recorded only once in effect.
+        callbacks += [keras.callbacks.LambdaCallback(on_train_begin=lambda logs=None: (
+            run_folder.record_config(run_dir, config, initial_epoch))), *extra_callbacks]
         if initial_epoch < train_config.epochs:
-            train_model.fit(train_data, epochs=train_config.epochs, initial_epoch=initial_epoch,
-                            steps_per_epoch=step.calls_per_epoch(train_config, len(data.x_train)),
-                            validation_data=validation_data,
-                            callbacks=callbacks, verbose=verbose, shuffle=False)
+            run.fit(train_data, validation_data, initial_epoch=initial_epoch,
+                    callbacks=callbacks, verbose=verbose)
     if saver.diverged:
         raise TrainingDiverged(
             f"Training stopped: {saver.diverged}. The last good checkpoint (epoch "
             f"{len(saver.history)}) is kept in {checkpoint_dir}; lower --learning-rate, add "
             "--clip-norm, or use --precision float32, then --resume.")
     history = saver.history
-    epoch_images = steps_per_epoch * train_config.batch_size
     session = history[initial_epoch:]
     # After the session's first epoch, which pays for compilation: the speed that lasts.
     steady = session[1:]
@@ -126,13 +110,13 @@ def _fit(model_config, train_config, data, run_dir, variant, resume, verbose, ex
         "epochs_completed": len(history), "resumed_from_epoch": initial_epoch,
         "train_seconds": sum(row["seconds"] for row in history),
         "compile_seconds": saver.compile_seconds,
-        "images_per_second": (len(session) * epoch_images / sum(r["seconds"] for r in session)
-                              if session else 0.0),
-        "steady_images_per_second": (len(steady) * epoch_images
-                                     / sum(r["seconds"] for r in steady) if steady else None),
-        "precision": numerics.precision, "jit": numerics.jit, "backend": numerics.backend,
-        "device": runtime.device_description(), "augment_on": numerics.augment_on,
-        "replicas": replicas,
+        "images_per_second": run.speed(len(session) * run.steps_per_epoch,
+                                       sum(row["seconds"] for row in session)),
+        "steady_images_per_second": run.speed(len(steady) * run.steps_per_epoch, sum(
+            row["seconds"] for row in steady)) if steady else None,
+        "precision": run.precision, "jit": run.jit, "backend": run.backend,
+        "device": runtime.device_description(), "augment_on": run.augment_on,
+        "replicas": run.replicas,
         "resumed_optimizer_iterations": state["optimizer_iterations"] if state else 0,
     }
     if train_config.tta:

@@ -1,23 +1,16 @@
-"""The run folder's human-readable records: history.csv, learning curves, metrics.json."""
+"""The run's human-readable records: history.csv with learning curves, the summary text."""
 
-import csv
-import io
 import os
 
-from keras_resnet.files import atomic_path, write_text
+from keras_resnet import run_folder
+from keras_resnet.files import atomic_path
 
 
 def write_history(run_dir, history):
     """Writes `history.csv` (one row per epoch) and the learning-curve plots."""
-    if not history:
-        return
-    columns = list(dict.fromkeys(key for row in history for key in row))
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, columns)
-    writer.writeheader()
-    writer.writerows(history)
-    write_text(os.path.join(run_dir, "history.csv"), buffer.getvalue())
-    plot_history(history, run_dir)
+    if history:
+        run_folder.write_history(run_dir, history)
+        plot_history(history, run_dir)
 
 
 def plot_history(history, run_dir):

@@ -15,13 +15,11 @@ epoch and skips the finished ones; `--resume --epochs` with more epochs continue
 seed to them (fewer than a seed already trained is refused), so all seeds match.
 """
 
-import csv
 import dataclasses
-import json
 import os
 
 from keras_resnet import run_folder
-from keras_resnet.files import atomic_path, write_json, write_text
+from keras_resnet.files import atomic_path, read_json, write_json, write_text
 from keras_resnet.stats import describe
 
 SEEDS_FILE = "repeats.json"
@@ -60,15 +58,13 @@ def resolve_seeds(seeds, repeats, base_seed, run_dir, resume):
     without either, a repeated run's folder gives its own seeds back.
 
     Raises:
-        ValueError: for both flags at once, `repeats < 1`, or a resumed folder that is a
-            repeated run resumed as a single one (or the reverse).
+        ValueError: for both flags at once, or a resumed folder that is a repeated run
+            resumed as a single one (or the reverse).
     """
     if seeds is not None and repeats is not None:
         raise ValueError(f"Pass --seeds or --repeats, not both. Received: seeds={seeds}, "
                          f"repeats={repeats}")
     if repeats is not None:
-        if repeats < 1:
-            raise ValueError(f"--repeats must be at least 1. Received: repeats={repeats}")
         seeds = tuple(range(base_seed, base_seed + repeats))
     if resume:
         saved = read_seeds(run_dir)
@@ -83,10 +79,7 @@ def resolve_seeds(seeds, repeats, base_seed, run_dir, resume):
 def read_seeds(run_dir):
     """The seeds recorded in a repeated run's folder, or None if it is not one."""
     path = os.path.join(run_dir, SEEDS_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path) as handle:
-        return tuple(json.load(handle)["seeds"])
+    return tuple(read_json(path, "seeds")["seeds"]) if os.path.exists(path) else None
 
 
 def seed_dir(run_dir, seed):
@@ -166,16 +159,6 @@ def _finished_seeds(run_dir, seeds, epochs):
     return done
 
 
-def read_history(folder):
-    """One run folder's `history.csv` as a list of dicts of floats ([] if missing)."""
-    path = os.path.join(folder, "history.csv")
-    if not os.path.exists(path):
-        return []
-    with open(path, newline="") as handle:
-        return [{k: float(v) for k, v in row.items() if v not in ("", None)}
-                for row in csv.DictReader(handle)]
-
-
 def summarize(run_dir, seeds):
     """Writes `summary.json`, `summary.md` and `curves.png` from the seeds' run folders.
 
@@ -198,7 +181,7 @@ def summarize(run_dir, seeds):
             raise ValueError(f"Seed {seed} has not finished: {seed_dir(run_dir, seed)} has no "
                              f"metrics.json; rerun with --resume. Received: output={run_dir!r}")
         per_seed.append(finished)
-        histories.append(read_history(seed_dir(run_dir, seed)))
+        histories.append(run_folder.read_history(seed_dir(run_dir, seed)))
     metrics = {}
     for name in METRICS:
         values = [m.get(name) for m in per_seed]
@@ -208,7 +191,7 @@ def summarize(run_dir, seeds):
     summary = {"seeds": list(seeds), "metrics": metrics, "curves": mean_curves(histories),
                "variant": per_seed[0]["variant"], "precision": per_seed[0].get("precision"),
                "device": per_seed[0].get("device"), "config": config}
-    write_json(os.path.join(run_dir, "summary.json"), summary)
+    write_json(os.path.join(run_dir, run_folder.SUMMARY_FILE), summary)
     write_text(os.path.join(run_dir, "summary.md"), summary_markdown(summary))
     if summary["curves"]:
         plot_curves(summary["curves"], os.path.join(run_dir, "curves.png"), len(seeds))

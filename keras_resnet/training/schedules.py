@@ -58,7 +58,7 @@ def build_learning_rate(config, steps_per_epoch):
     """Builds the learning rate of a `TrainConfig`: a float or a schedule of the step.
 
     `plateau` is a constant rate here that `keras.callbacks.ReduceLROnPlateau` lowers
-    (`keras_resnet.training.step.build_schedule_callbacks`).
+    (`keras_resnet.training.run.TrainingRun.schedule_callbacks`).
 
     Args:
         config: `TrainConfig`.
