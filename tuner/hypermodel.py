@@ -73,6 +73,7 @@ class ResNetHyperModel(keras_tuner.HyperModel):
 
     def fit(self, hp, model, *args, epochs=None, initial_epoch=0, callbacks=(), **kwargs):
         run, shuffle = self.trial_run(hp), self._run[2]["shuffle"]
+        run.train_model = model  # the model keras-tuner built and passes in is the one trained
         self._run = None  # unreferenced after the trial, for `tuner.memory` to release
         train, val = run.data(self.data, initial_epoch=initial_epoch, shuffle=shuffle)
         history = run.fit(train, val, epochs=epochs, initial_epoch=initial_epoch,
