@@ -201,6 +201,31 @@ def build_row(name, args, run_config, per_seed, images_per_epoch, command):
     }
 
 
+def progress(output, seeds, epochs):
+    """Names the epochs each started seed of a run has finished (from its history.csv).
+
+    Args:
+        output: the run's folder (one `seed-N` folder per seed).
+        seeds: the run's seeds, in order.
+        epochs: the recipe's epochs a seed, or `"all"` when a config file sets them.
+
+    Returns:
+        A string such as `"seed 0: 50 of 50 epochs done, seed 1: 12 of 50 epochs done"`,
+        empty when no seed has finished an epoch.
+
+    Example:
+
+    >>> progress("no/such/run", [0, 1], 50)
+    ''
+    """
+    from keras_resnet.training import repeats
+
+    done = [(seed, len(run_folder.read_history(repeats.seed_dir(output, seed))))
+            for seed in seeds]
+    total = "" if epochs == "all" else f" of {epochs}"
+    return ", ".join(f"seed {seed}: {count}{total} epochs done" for seed, count in done if count)
+
+
 def _train(args, output, command):
     from keras_resnet.results import update_results
     from keras_resnet.training import __main__ as training_command
@@ -211,9 +236,13 @@ def _train(args, output, command):
         if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
             epochs = getattr(args, "epochs", None) or (
                 "all" if args.config else get_recipe(args.variant, args.recipe or "paper").epochs)
+            # Written when the run starts and when it fails: a killed run's note holds the
+            # progress of its last start.
+            done = progress(output, args.seeds, epochs)
             update_results(args.results, pending=(args.name, (
                 f"not finished yet: {epochs} epochs x {len(args.seeds)} seeds, last started "
-                f"{datetime.date.today()}; `{command}` resumes it")))
+                f"{datetime.date.today()}{f' ({done})' if done else ''}; `{command}` "
+                f"resumes it")))
 
     mark_unfinished()
     code = None

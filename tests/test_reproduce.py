@@ -99,8 +99,9 @@ def test_an_interrupted_run_is_named_with_its_recipes_length(tmp_path, monkeypat
 
     def interrupted(argv):
         output = argv[argv.index("--output") + 1]
-        Path(output).mkdir(parents=True)
+        Path(output, "seed-0").mkdir(parents=True)
         (Path(output) / "config.json").write_text("{}")
+        (Path(output) / "seed-0" / "history.csv").write_text("epoch,loss\n1,2.0\n2,1.5\n")
         return 1
 
     monkeypatch.setattr(training_command, "main", interrupted)
@@ -110,6 +111,7 @@ def test_an_interrupted_run_is_named_with_its_recipes_length(tmp_path, monkeypat
     assert run_main(reproduce.main, argv) != 0
     note = results_file.read_results(str(results))["pending"]["tiny"]
     assert note.startswith("not finished yet: 50 epochs x 2 seeds, last started "), note
+    assert "(seed 0: 2 of 50 epochs done); `python -m keras_resnet.reproduce tiny" in note, note
 
 
 def test_tflm_without_int8_is_refused_in_one_line(tmp_path, capsys):

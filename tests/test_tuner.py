@@ -137,9 +137,30 @@ def test_values_resolve_to_configs_by_replacing_the_base():
     ("batch_size", [64, 128], {"values": [64, 128]}),
     ("learning_rate", {"min": 1e-4, "max": 1e-2, "log": True},
      {"min": 1e-4, "max": 1e-2, "log": True}),
+    # An augmentation value is a set: a flag's commas join it, ';' separates the choices.
+    ("augment", "crop,flip", {"values": ["crop,flip"]}),
+    ("augment", "crop,flip;none", {"values": ["crop,flip", "none"]}),
+    ("augment", ["crop,flip", "none"], {"values": ["crop,flip", "none"]}),
 ])
 def test_parse_range(name, spec, expected):
     assert parse_range(name, spec) == expected
+
+
+def test_tune_searches_only_the_named_dimensions_and_one_value_fixes_the_recipe():
+    from tuner.__main__ import _make_space, build_parser
+    from tuner.dimensions import resolve_ranges
+
+    args = build_parser().parse_args(
+        ["--variant", "resnet8", "--tune", "blocks,se", "--blocks", "1:2",
+         "--schedule", "one_cycle", "--warmup-epochs", "1", "--augment", "crop,flip"])
+    ranges = resolve_ranges(args)
+    assert ranges == {"blocks": {"min": 1, "max": 2}, "se": DIMENSIONS["se"][1],
+                      "schedule": {"values": ["one_cycle"]},
+                      "augment": {"values": ["crop,flip"]}}
+    # resnet8's recipe steps its rate; the fixed one-cycle schedule is what the warm-up meets.
+    recipe = _make_space(args, "resnet8", ranges).base_train
+    assert (recipe.schedule, recipe.warmup_epochs) == ("one_cycle", 1.0)
+    assert recipe.augment == ("crop", "flip")
 
 
 @pytest.mark.parametrize("name, spec, message", [

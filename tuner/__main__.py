@@ -84,13 +84,18 @@ def _make_space(args, variant, ranges, data=None):
     from keras_resnet import cli
     from keras_resnet.training import TrainConfig
     from keras_resnet.variants import get_recipe, get_variant
+    from tuner.dimensions import DIMENSIONS, TRAIN_DIMENSIONS
     from tuner.space import SearchSpace
 
     base = get_variant(variant)
     if data is not None and (args.data_dir is not None or args.dataset != "cifar10"):
         base = dataclasses.replace(base, num_classes=data.num_classes, mean=data.mean,
                                    std=data.std)
-    recipe = dataclasses.replace(get_recipe(variant),
+    # A training dimension given one value is part of the recipe, so the recipe's own checks
+    # (warm-up needs a schedule that has one) see it before any trial does.
+    fixed = {name: DIMENSIONS[name][0](spec["values"][0]) for name, spec in ranges.items()
+             if name in TRAIN_DIMENSIONS and len(spec.get("values", ())) == 1}
+    recipe = dataclasses.replace(get_recipe(variant), **fixed,
                                  **cli.config_overrides(args, TrainConfig))
     space = SearchSpace(base, recipe, ranges, args.param_budget, args.flash_budget,
                         args.macs_budget, args.arena_budget)

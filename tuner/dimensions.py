@@ -29,7 +29,8 @@ DIMENSIONS = {
     "label_smoothing": (float, {"min": 0.0, "max": 0.2, "step": 0.05}, "label smoothing"),
     "lookahead": (bool, {"values": [False, True]}, "wrap the optimizer in Lookahead"),
     "augment": (str, {"values": ["crop,flip", "crop,flip,cutout", "none"]},
-                "augmentation set (a comma-separated list is one value)"),
+                "augmentation set: a comma-separated list is one value, ';' separates "
+                "choices (crop,flip;none)"),
     # Paper 003's "batch shuffle": a tuner-only switch, not a TrainConfig field.
     "shuffle": (bool, {"values": [True, False]}, "reshuffle the training data every epoch"),
 }
@@ -42,6 +43,7 @@ LIMITS = {
     "batch_size": (1, 65536), "weight_decay": (0.0, 0.99), "label_smoothing": (0.0, 0.99),
 }
 _RANGE_KEYS = ("min", "max", "step", "log")
+SET_DIMENSIONS = ("augment",)  # dimensions whose every value is a comma-separated set
 DEFAULT_TUNED = tuple(d for d in DIMENSIONS if d not in ("channels", "shuffle"))
 TRAIN_DIMENSIONS = ("optimizer", "learning_rate", "batch_size", "weight_decay", "schedule",
                     "label_smoothing", "lookahead", "augment")
@@ -63,11 +65,15 @@ def parse_range(name, spec):
     {'min': 0.0001, 'max': 0.01, 'log': True}
     >>> parse_range("se", "none,block")
     {'values': ['none', 'block']}
+    >>> parse_range("augment", "crop,flip;none")
+    {'values': ['crop,flip', 'none']}
     """
     if name not in DIMENSIONS:
         raise ValueError(f"Unknown search dimension; expected one of {', '.join(DIMENSIONS)}. "
                          f"Received: {name!r}")
     kind, given = DIMENSIONS[name][0], spec
+    if name in SET_DIMENSIONS and isinstance(spec, str) and ":" not in spec:
+        spec = spec.split(";")  # each value is itself a comma-separated set
     if isinstance(spec, dict):
         unknown = sorted(str(key) for key in set(spec) - {"values", *_RANGE_KEYS})
         if unknown:
@@ -207,8 +213,10 @@ def resolve_ranges(args, study=None):
     elif args.space:
         ranges = {name: spec or DIMENSIONS[name][1]
                   for name, spec in read_space_file(args.space).items()}
-    else:
+    elif args.tune is None:
         ranges = {name: DIMENSIONS[name][1] for name in DEFAULT_TUNED}
+    else:  # --tune names the dimensions to tune: every other one keeps the base's value
+        ranges = {}
     for name in _dimension_list(args.tune, "--tune"):
         ranges.setdefault(name, DIMENSIONS[name][1])
     for name in DIMENSIONS:
