@@ -260,3 +260,16 @@ def test_train_export_tflm_then_checks_the_real_file(budget, estimate, exit_code
     report = json.loads((output / "export" / "report.json").read_text())
     assert report["formats"]["tflm"]["vs_tflite_int8"]["agreement"] >= 0.99
     assert (output / "export" / "tflm" / "model_data.cc").exists()
+
+
+def test_the_committed_edge_model_fits_a_64_kib_microcontroller():
+    # benchmarks/edge_seeds.sh trains this file's network for issue 23's budgets.
+    from pathlib import Path
+
+    from keras_resnet.settings import read_config_file
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "edge_blocks_1_2_1.json"
+    config = ResNetConfig.from_dict(read_config_file(str(path))["model"])
+    assert config.blocks == (1, 2, 1) and config.channels == (16, 32, 48)
+    assert estimate_int8_bytes(config) <= 100_000
+    assert estimate_arena_bytes(config) <= 65_536
