@@ -210,8 +210,9 @@ def progress(output, seeds, epochs):
         epochs: the recipe's epochs a seed, or `"all"` when a config file sets them.
 
     Returns:
-        A string such as `"seed 0: 50 of 50 epochs done, seed 1: 12 of 50 epochs done"`,
-        empty when no seed has finished an epoch.
+        A string such as `"seed 0: 50 of 50 epochs done, 84.85% test; seed 1: 12 of 50
+        epochs done"` (a finished seed's test accuracy is its final weights'), empty when no
+        seed has finished an epoch.
 
     Example:
 
@@ -220,10 +221,17 @@ def progress(output, seeds, epochs):
     """
     from keras_resnet.training import repeats
 
-    done = [(seed, len(run_folder.read_history(repeats.seed_dir(output, seed))))
-            for seed in seeds]
     total = "" if epochs == "all" else f" of {epochs}"
-    return ", ".join(f"seed {seed}: {count}{total} epochs done" for seed, count in done if count)
+    parts = []
+    for seed in seeds:
+        folder = repeats.seed_dir(output, seed)
+        count = len(run_folder.read_history(folder))
+        metrics = run_folder.read_metrics(folder) or {}
+        tested = (f", {100 * metrics['test_accuracy']:.2f}% test"
+                  if "test_accuracy" in metrics else "")
+        if count:
+            parts.append(f"seed {seed}: {count}{total} epochs done{tested}")
+    return "; ".join(parts)
 
 
 def _train(args, output, command):

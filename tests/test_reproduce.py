@@ -99,9 +99,12 @@ def test_an_interrupted_run_is_named_with_its_recipes_length(tmp_path, monkeypat
 
     def interrupted(argv):
         output = argv[argv.index("--output") + 1]
-        Path(output, "seed-0").mkdir(parents=True)
+        Path(output).mkdir(parents=True)
         (Path(output) / "config.json").write_text("{}")
-        (Path(output) / "seed-0" / "history.csv").write_text("epoch,loss\n1,2.0\n2,1.5\n")
+        for seed, history in ((0, "epoch,loss\n1,2.0\n2,1.5\n"), (1, "epoch,loss\n1,2.0\n")):
+            Path(output, f"seed-{seed}").mkdir(parents=True, exist_ok=True)
+            (Path(output) / f"seed-{seed}" / "history.csv").write_text(history)
+        (Path(output) / "seed-0" / "metrics.json").write_text('{"test_accuracy": 0.8485}')
         return 1
 
     monkeypatch.setattr(training_command, "main", interrupted)
@@ -111,7 +114,8 @@ def test_an_interrupted_run_is_named_with_its_recipes_length(tmp_path, monkeypat
     assert run_main(reproduce.main, argv) != 0
     note = results_file.read_results(str(results))["pending"]["tiny"]
     assert note.startswith("not finished yet: 50 epochs x 2 seeds, last started "), note
-    assert "(seed 0: 2 of 50 epochs done); `python -m keras_resnet.reproduce tiny" in note, note
+    assert ("(seed 0: 2 of 50 epochs done, 84.85% test; seed 1: 1 of 50 epochs done); "
+            "`python -m keras_resnet.reproduce tiny") in note, note
 
 
 def test_tflm_without_int8_is_refused_in_one_line(tmp_path, capsys):
