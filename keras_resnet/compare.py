@@ -5,8 +5,9 @@ command prints a table of every run's mean +- standard deviation, then, for each
 the first (the baseline), the difference of means with a Welch t confidence interval
 (`keras_resnet.stats.welch_interval`) and a plain verdict: a difference whose interval
 contains 0 is within the noise of that many seeds. Runs after the first are each compared
-with the baseline, with no correction for making several comparisons. The last line is
-JSON.
+with the baseline, with no correction for making several comparisons. Where every seed of
+every run was exported (`reproduce --tflm`), the int8 and TFLM test accuracies are compared
+too. The last line is JSON.
 """
 
 import os
@@ -15,10 +16,14 @@ from keras_resnet import cli, run_folder
 from keras_resnet.files import read_json
 from keras_resnet.stats import welch_interval
 
-DEFAULT_METRICS = ("test_accuracy", "tta_test_accuracy", "val_accuracy", "test_loss",
-                   "images_per_second", "train_seconds")
+DEFAULT_METRICS = ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy",
+                   "tflm_test_accuracy", "val_accuracy", "test_loss", "images_per_second",
+                   "train_seconds")
 # Accuracies read best as percentage points; the rest in their own units.
-PERCENT = ("test_accuracy", "tta_test_accuracy", "val_accuracy")
+PERCENT = ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy", "tflm_test_accuracy",
+           "val_accuracy")
+# The exported models' accuracies, by the export format each seed's report.json names.
+EXPORTED = {"int8_test_accuracy": "tflite-int8", "tflm_test_accuracy": "tflm"}
 
 
 def build_parser():
@@ -60,6 +65,46 @@ def read_summary(run):
     if not _is_summary(summary):
         raise ValueError(f"{path} is not a summary written by train.py --seeds. "
                          f"Received: run={run!r}")
+    return summary
+
+
+def add_exported_metrics(run, summary):
+    """Adds the int8 and TFLM test accuracies of a run whose every seed was exported.
+
+    Each seed's `export/report.json` (written by `reproduce --tflm` or `train.py --export`)
+    holds its exported model's accuracy; a metric is added only when every seed has it,
+    measured on the same number of test images.
+
+    Args:
+        run: str, the repeated run's folder.
+        summary: dict from `read_summary`; its `metrics` gain the exported ones.
+
+    Returns:
+        The `summary`.
+
+    Example:
+
+    >>> add_exported_metrics("no/such/run", {"seeds": [0, 1], "metrics": {}})["metrics"]
+    {}
+    """
+    from keras_resnet.stats import describe
+    from keras_resnet.training.repeats import seed_dir
+
+    reports = []
+    for seed in summary.get("seeds", []):
+        path = os.path.join(seed_dir(run, seed), run_folder.EXPORT, run_folder.REPORT_FILE)
+        try:
+            reports.append(read_json(path, "report") if os.path.isfile(path) else None)
+        except ValueError:
+            reports.append(None)
+    if not reports or not all(isinstance(r, dict) for r in reports) or len(
+            {r.get("test_samples") for r in reports}) != 1:
+        return summary
+    for metric, export_format in EXPORTED.items():
+        values = [((r.get("formats") or {}).get(export_format) or {}).get("accuracy")
+                  for r in reports]
+        if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+            summary["metrics"].setdefault(metric, {**describe(values), "values": values})
     return summary
 
 
@@ -149,7 +194,7 @@ def main(argv=None):
         raise ValueError(f"Give at least two run folders to compare. Received: runs={args.runs}")
     if not 0.0 < args.confidence < 1.0:
         raise ValueError(f"--confidence must be in (0, 1). Received: confidence={args.confidence}")
-    summaries = [read_summary(run) for run in args.runs]
+    summaries = [add_exported_metrics(run, read_summary(run)) for run in args.runs]
     for run, summary in zip(args.runs, summaries):
         if len(summary.get("seeds", [])) < 2:
             raise ValueError(f"{run} has {len(summary.get('seeds', []))} seed(s); a confidence "

@@ -100,3 +100,36 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path):
         assert result.returncode == 2, (argv, result.stderr)
         assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1
         assert result.stdout == ""
+
+
+def write_export_report(run, seed, int8, tflm=None, test_samples=10000):
+    folder = os.path.join(run, f"seed-{seed}", "export")
+    os.makedirs(folder, exist_ok=True)
+    formats = {"tflite-int8": {"accuracy": int8}}
+    if tflm is not None:
+        formats["tflm"] = {"accuracy": tflm, "arena_bytes": 57648}
+    with open(os.path.join(folder, "report.json"), "w") as handle:
+        json.dump({"test_samples": test_samples, "formats": formats}, handle)
+
+
+def test_exported_seeds_add_int8_and_tflm_accuracy(runs, capsys):
+    # Every seed of both runs exported: int8 of both, TFLM of both but one seed's.
+    for run, int8 in zip(runs, ([0.59, 0.55, 0.56], [0.57, 0.53, 0.60])):
+        for seed, value in enumerate(int8):
+            write_export_report(run, seed, value, tflm=value + 0.001)
+    assert run_main(compare.main, list(runs)) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["differences"]
+    by_metric = {row["metric"]: row for row in rows}
+    assert list(by_metric) == ["test_accuracy", "int8_test_accuracy", "tflm_test_accuracy",
+                               "images_per_second"]
+    assert by_metric["int8_test_accuracy"]["difference"] == pytest.approx(0.0)
+    assert by_metric["tflm_test_accuracy"]["difference"] == pytest.approx(0.0)
+
+
+def test_an_unexported_seed_or_another_test_set_adds_nothing(runs, capsys):
+    for seed in range(3):
+        write_export_report(runs[0], seed, 0.5, tflm=0.5)
+        write_export_report(runs[1], seed, 0.5, test_samples=10000 if seed else 500)
+    summaries = [compare.add_exported_metrics(run, compare.read_summary(run)) for run in runs]
+    assert "int8_test_accuracy" in summaries[0]["metrics"]
+    assert set(summaries[1]["metrics"]) == set(FLOAT32)

@@ -17,7 +17,7 @@ MODULES = ["keras_resnet.config", "keras_resnet.model", "keras_resnet.blocks",
            "keras_resnet.data.images", "keras_resnet.limits", "keras_resnet.fields",
            "keras_resnet.files", "keras_resnet.cli", "keras_resnet.reproduce",
            "keras_resnet.results", "keras_resnet.pretrained", "keras_resnet.shipping",
-           "keras_resnet.model_card", "keras_resnet.arena"]
+           "keras_resnet.model_card", "keras_resnet.arena", "keras_resnet.compare"]
 if keras.backend.backend() == "tensorflow":
     MODULES.append("keras_resnet.training.fused_batch_norm")
 
