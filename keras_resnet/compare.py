@@ -92,10 +92,9 @@ def add_exported_metrics(run, summary):
 
     reports = []
     for seed in summary.get("seeds", []):
-        path = os.path.join(seed_dir(run, seed), run_folder.EXPORT, run_folder.REPORT_FILE)
         try:
-            reports.append(read_json(path, "report") if os.path.isfile(path) else None)
-        except ValueError:
+            reports.append(run_folder.read_export_report(seed_dir(run, seed)))
+        except ValueError:  # an unreadable report adds nothing, as a missing one
             reports.append(None)
     if not reports or not all(isinstance(r, dict) for r in reports) or len(
             {r.get("test_samples") for r in reports}) != 1:

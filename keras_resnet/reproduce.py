@@ -122,12 +122,9 @@ def evaluate_seed(folder, data, int8=True, tflm=False):
 
 
 def _exported_formats(model, folder, run_config, data, formats):
-    from keras_resnet.files import read_json
-
     export_dir = os.path.join(folder, run_folder.EXPORT)
-    report_path = os.path.join(export_dir, run_folder.REPORT_FILE)
-    if os.path.isfile(report_path):
-        report = read_json(report_path, "report")
+    report = run_folder.read_export_report(folder)
+    if report is not None:
         rows = report.get("formats") or {}
         if report.get("test_samples") == len(data.y_test) and all(
                 (rows.get(fmt) or {}).get("accuracy") is not None for fmt in formats):

@@ -246,6 +246,13 @@ def read_metrics(run_dir):
     return read_json(path, "metrics") if os.path.exists(path) else None
 
 
+def read_export_report(run_dir):
+    """Returns a run's `export/report.json` (its exported formats' measurements), or None
+    when the run has not been exported."""
+    path = os.path.join(run_dir, EXPORT, REPORT_FILE)
+    return read_json(path, "report") if os.path.isfile(path) else None
+
+
 def write_history(run_dir, history):
     """Writes `history.csv`: one row per epoch, every key of any row a column."""
     buffer = io.StringIO()
