@@ -6,8 +6,8 @@ the first (the baseline), the difference of means with a Welch t confidence inte
 (`keras_resnet.stats.welch_interval`) and a plain verdict: a difference whose interval
 contains 0 is within the noise of that many seeds. Runs after the first are each compared
 with the baseline, with no correction for making several comparisons. Where every seed of
-every run was exported (`reproduce --tflm`), the int8 and TFLM test accuracies are compared
-too. The last line is JSON.
+every run was exported (`reproduce --tflm`), the int8 (plain and with flip TTA) and TFLM
+test accuracies are compared too. The last line is JSON.
 """
 
 import os
@@ -17,13 +17,15 @@ from keras_resnet.files import read_json
 from keras_resnet.stats import welch_interval
 
 DEFAULT_METRICS = ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy",
-                   "tflm_test_accuracy", "val_accuracy", "test_loss", "images_per_second",
-                   "train_seconds")
+                   "int8_tta_test_accuracy", "tflm_test_accuracy", "val_accuracy",
+                   "test_loss", "images_per_second", "train_seconds")
 # Accuracies read best as percentage points; the rest in their own units.
-PERCENT = ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy", "tflm_test_accuracy",
-           "val_accuracy")
-# The exported models' accuracies, by the export format each seed's report.json names.
-EXPORTED = {"int8_test_accuracy": "tflite-int8", "tflm_test_accuracy": "tflm"}
+PERCENT = ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy",
+           "int8_tta_test_accuracy", "tflm_test_accuracy", "val_accuracy")
+# The exported models' accuracies: (export format, field) in each seed's report.json.
+EXPORTED = {"int8_test_accuracy": ("tflite-int8", "accuracy"),
+            "int8_tta_test_accuracy": ("tflite-int8", "tta_accuracy"),
+            "tflm_test_accuracy": ("tflm", "accuracy")}
 
 
 def build_parser():
@@ -69,7 +71,7 @@ def read_summary(run):
 
 
 def add_exported_metrics(run, summary):
-    """Adds the int8 and TFLM test accuracies of a run whose every seed was exported.
+    """Adds the exported models' test accuracies of a run whose every seed was exported.
 
     Each seed's `export/report.json` (written by `reproduce --tflm` or `train.py --export`)
     holds its exported model's accuracy; a metric is added only when every seed has it,
@@ -99,8 +101,8 @@ def add_exported_metrics(run, summary):
     if not reports or not all(isinstance(r, dict) for r in reports) or len(
             {r.get("test_samples") for r in reports}) != 1:
         return summary
-    for metric, export_format in EXPORTED.items():
-        values = [((r.get("formats") or {}).get(export_format) or {}).get("accuracy")
+    for metric, (export_format, field) in EXPORTED.items():
+        values = [((r.get("formats") or {}).get(export_format) or {}).get(field)
                   for r in reports]
         if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
             summary["metrics"].setdefault(metric, {**describe(values), "values": values})

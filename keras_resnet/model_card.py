@@ -15,8 +15,9 @@ def card_markdown(card):
     Example:
 
     >>> text = card_markdown({"name": "tiny", "variant": "tiny", "trainable_params": 195738,
-    ...     "macs_per_image": 28000000, "test_accuracy": 0.85, "tta_test_accuracy": 0.86,
-    ...     "int8_test_accuracy": 0.849, "int8_bytes": 220000, "int8_latency_ms": None,
+    ...     "architecture_changes": {}, "macs_per_image": 28000000, "test_accuracy": 0.85,
+    ...     "tta_test_accuracy": 0.86, "int8_test_accuracy": 0.849,
+    ...     "int8_tta_test_accuracy": 0.858, "int8_bytes": 220000, "int8_latency_ms": None,
     ...     "tflm_test_accuracy": None, "arena_bytes": None, "flash_bytes": None,
     ...     "float_bytes": 900000, "seeds_test_accuracy": None, "test_images": 10000,
     ...     "spot_check": {"images": 500, "which": "the first 50 test images of each class",
@@ -44,6 +45,10 @@ def card_markdown(card):
                f"{card['int8_latency_ms']['mean']:.2f} ms a 32x32 image (mean, one thread of "
                "the CPU that shipped it; a microcontroller is much slower)")
     name = card["name"]
+    changes = card["architecture_changes"]
+    call = ", ".join([f'"{card["variant"]}"'] + [
+        f"{key}={tuple(value) if isinstance(value, list) else value!r}"
+        for key, value in changes.items()])
     return f"""---
 library_name: keras
 tags:
@@ -68,8 +73,8 @@ model-index:
 
 # {name}: keras_resnet's `{card['variant']}` trained on CIFAR-10
 
-Architecture `{card['variant']}` (`keras_resnet.get_variant("{card['variant']}")`):
-{card['trainable_params']:,} trainable parameters, {card['macs_per_image'] or 0:,}
+Architecture `{card['variant']}`{" changed" if changes else ""}
+(`keras_resnet.get_variant({call})`): {card['trainable_params']:,} trainable parameters, {card['macs_per_image'] or 0:,}
 multiply-accumulates an image. Input: raw 32x32 RGB pixels, 0-255 (normalization is
 inside the model); output: the probabilities of CIFAR-10's ten classes.
 
@@ -80,6 +85,7 @@ inside the model); output: the probabilities of CIFAR-10's ten classes.
 | float (Keras) | {_percent(card['test_accuracy'])} |
 | float, flip test-time augmentation | {_percent(card['tta_test_accuracy'])} |
 | int8 TFLite ({card['int8_bytes']:,} bytes) | {_percent(card['int8_test_accuracy'])} |
+| int8, flip test-time augmentation (two runs an image) | {_percent(card['int8_tta_test_accuracy'])} |
 | seeds of the same recipe | {seeds_text} |
 
 TensorFlow Lite Micro: {tflm}. int8 latency: {latency}.

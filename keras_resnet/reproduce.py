@@ -95,7 +95,7 @@ def evaluate_seed(folder, data, int8=True, tflm=False):
 
     Returns:
         dict with `test_accuracy`, `tta_test_accuracy`, `train_seconds`, `epochs`; with
-        `int8`, `int8_test_accuracy` and `int8_bytes`; with `tflm`, `tflm_test_accuracy`
+        `int8`, `int8_test_accuracy`, `int8_tta_test_accuracy` and `int8_bytes`; with `tflm`, `tflm_test_accuracy`
         and `arena_bytes`.
     """
     from keras_resnet.export.runtime import load_keras_model
@@ -114,6 +114,7 @@ def evaluate_seed(folder, data, int8=True, tflm=False):
         formats = _exported_formats(model, folder, run_config, data,
                                     (INT8, "tflm") if tflm else (INT8,))
         row.update(int8_test_accuracy=formats[INT8]["accuracy"],
+                   int8_tta_test_accuracy=formats[INT8]["tta_accuracy"],
                    int8_bytes=formats[INT8]["bytes"])
         if tflm:
             row.update(tflm_test_accuracy=formats["tflm"]["accuracy"],
@@ -127,7 +128,8 @@ def _exported_formats(model, folder, run_config, data, formats):
     if report is not None:
         rows = report.get("formats") or {}
         if report.get("test_samples") == len(data.y_test) and all(
-                (rows.get(fmt) or {}).get("accuracy") is not None for fmt in formats):
+                (rows.get(fmt) or {}).get("accuracy") is not None for fmt in formats) and \
+                (rows.get(INT8) or {}).get("tta_accuracy") is not None:
             return rows  # made by an earlier, interrupted reproduction
     from keras_resnet.export.exporter import export_model
 
@@ -181,6 +183,7 @@ def build_row(name, args, run_config, per_seed, images_per_epoch, command):
         "seeds": list(seeds), "test_accuracy": spread("test_accuracy"),
         "tta_test_accuracy": spread("tta_test_accuracy"),
         "int8_test_accuracy": spread("int8_test_accuracy"),
+        "int8_tta_test_accuracy": spread("int8_tta_test_accuracy"),
         "int8_bytes": per_seed[0].get("int8_bytes"),
         "tflm_test_accuracy": spread("tflm_test_accuracy"),
         "arena_bytes": per_seed[0].get("arena_bytes"),

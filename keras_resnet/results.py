@@ -21,7 +21,7 @@ NOT_RUN = "not run yet: needs a GPU"
 # airbench94 lost 3.3 points on the JPEG copy against the original CIFAR-10 (issue 21).
 JPEG_PENALTY_POINTS = 3.0
 HEADER = ("| name | paper | paper's accuracy | test accuracy, mean +- std (seeds) | "
-          "flip TTA | int8 | TFLM (arena bytes) | params | epochs | train time a seed | "
+          "flip TTA | int8 (with flip TTA) | TFLM (arena bytes) | params | epochs | train time a seed | "
           "images/s | trained on | data | date |")
 
 
@@ -56,11 +56,17 @@ def _row(name, row):
     trained = row["trained_on"]
     return (f"| {name} | {record.paper} | {record.paper_accuracy} | "
             f"{_percent(row['test_accuracy'])} | {_percent(row['tta_test_accuracy'])} | "
-            f"{_percent(row['int8_test_accuracy'])} | {_tflm(row)} | "
+            f"{_int8(row)} | {_tflm(row)} | "
             f"{row['trainable_params']:,} | {epochs} | "
             f"{_duration(row['train_seconds_per_seed']['mean'])} | "
             f"{row['images_per_second']:,.0f} | {trained['device']}, {trained['backend']}, "
             f"{trained['precision']} | {row['data']} | {row['date'][:10]} |")
+
+
+def _int8(row):
+    tta = row.get("int8_tta_test_accuracy")
+    return _percent(row["int8_test_accuracy"]) + (
+        "" if tta is None else f" ({100 * tta['mean']:.2f}%)")
 
 
 def _tflm(row):

@@ -67,16 +67,24 @@ def build_card(name, run_config, metrics, report, seeds, spot, tta_accuracy, dat
     from keras_resnet.model import count_params
     from keras_resnet.config import ResNetConfig
 
+    from keras_resnet.variants import get_variant
+
     formats = report["formats"]
     tflm = formats.get("tflm") or {}
     int8 = formats["tflite-int8"]
+    config = ResNetConfig.from_dict(run_config["model"]).to_dict()
+    default = get_variant(run_config["variant"]).to_dict()
     return {
-        "name": name, "variant": run_config.get("variant"),
+        "name": name, "variant": run_config["variant"],
+        # A model searched or configured away from its variant (`--config`) says how.
+        "architecture_changes": {key: value for key, value in config.items()
+                                 if value != default.get(key)},
         "trainable_params": count_params(ResNetConfig.from_dict(run_config["model"]))[
             "trainable"],
         "macs_per_image": report.get("macs_per_image"),
         "test_accuracy": metrics["test_accuracy"], "tta_test_accuracy": tta_accuracy,
-        "int8_test_accuracy": int8["accuracy"], "int8_bytes": int8["bytes"],
+        "int8_test_accuracy": int8["accuracy"], "int8_tta_test_accuracy": int8["tta_accuracy"],
+        "int8_bytes": int8["bytes"],
         "int8_latency_ms": (int8.get("latency_ms") or {}).get("threads_1"),
         "tflm_test_accuracy": tflm.get("accuracy"), "arena_bytes": tflm.get("arena_bytes"),
         "flash_bytes": tflm.get("flash_bytes"), "float_bytes": formats["keras"]["bytes"],

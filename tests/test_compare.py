@@ -102,10 +102,10 @@ def test_bad_input_is_one_line_exit_2(runs, tmp_path):
         assert result.stdout == ""
 
 
-def write_export_report(run, seed, int8, tflm=None, test_samples=10000):
+def write_export_report(run, seed, int8, tflm=None, test_samples=10000, int8_tta=None):
     folder = os.path.join(run, f"seed-{seed}", "export")
     os.makedirs(folder, exist_ok=True)
-    formats = {"tflite-int8": {"accuracy": int8}}
+    formats = {"tflite-int8": {"accuracy": int8, "tta_accuracy": int8_tta}}
     if tflm is not None:
         formats["tflm"] = {"accuracy": tflm, "arena_bytes": 57648}
     with open(os.path.join(folder, "report.json"), "w") as handle:
@@ -113,16 +113,17 @@ def write_export_report(run, seed, int8, tflm=None, test_samples=10000):
 
 
 def test_exported_seeds_add_int8_and_tflm_accuracy(runs, capsys):
-    # Every seed of both runs exported: int8 of both, TFLM of both but one seed's.
+    # Every seed of both runs exported: int8 and its flip TTA, and TFLM.
     for run, int8 in zip(runs, ([0.59, 0.55, 0.56], [0.57, 0.53, 0.60])):
         for seed, value in enumerate(int8):
-            write_export_report(run, seed, value, tflm=value + 0.001)
+            write_export_report(run, seed, value, tflm=value + 0.001, int8_tta=value + 0.01)
     assert run_main(compare.main, list(runs)) == 0
     rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["differences"]
     by_metric = {row["metric"]: row for row in rows}
-    assert list(by_metric) == ["test_accuracy", "int8_test_accuracy", "tflm_test_accuracy",
-                               "images_per_second"]
+    assert list(by_metric) == ["test_accuracy", "int8_test_accuracy", "int8_tta_test_accuracy",
+                               "tflm_test_accuracy", "images_per_second"]
     assert by_metric["int8_test_accuracy"]["difference"] == pytest.approx(0.0)
+    assert by_metric["int8_tta_test_accuracy"]["difference"] == pytest.approx(0.0)
     assert by_metric["tflm_test_accuracy"]["difference"] == pytest.approx(0.0)
 
 

@@ -152,6 +152,35 @@ def test_int8_is_within_one_point_of_keras(exported, data):
     assert accuracy >= report["formats"]["keras"]["accuracy"] - 0.01
 
 
+def test_flip_tta_accuracy_is_the_mean_of_image_and_mirror(exported, trained, data):
+    from keras_resnet.training.evaluate import predict_probabilities
+
+    export_dir, report = exported
+    predictor = runtime.load_predictor(str(export_dir / convert.FORMATS["tflite-int8"]))
+    images, labels = data["x_test"], data["y_test"]
+    mean = (predictor(images) + predictor(images[:, :, ::-1])) / 2
+    assert report["formats"]["tflite-int8"]["tta_accuracy"] == pytest.approx(
+        np.mean(mean.argmax(-1) == labels), abs=1e-6)
+    # The float reference measures it as training's evaluation does.
+    float_tta = np.mean(predict_probabilities(trained, images, flip=True).argmax(-1) == labels)
+    assert report["formats"]["keras"]["tta_accuracy"] == pytest.approx(float_tta, abs=1e-6)
+
+
+def test_flip_tta_averages_each_image_with_its_left_right_mirror():
+    images = np.arange(2 * 2 * 3 * 1).reshape(2, 2, 3, 1)
+    outputs = iter([np.array([[0.6, 0.4], [0.4, 0.6]]), np.array([[0.1, 0.9], [0.3, 0.7]])])
+    seen = []
+
+    def predictor(batch):
+        seen.append(batch)
+        return next(outputs)
+
+    plain = predictor(images)
+    # Means (0.35, 0.65) twice: both predict class 1, so one of the two labels is right.
+    assert exporter._flip_accuracy(predictor, images, plain, [0, 1]) == 0.5
+    np.testing.assert_array_equal(seen[1], images[:, :, ::-1])
+
+
 def test_int8_calibrates_on_training_images_only(exported, data):
     assert len(CALIBRATED) == 1
     train = {bytes(image) for image in data["x_train"]}

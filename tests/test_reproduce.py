@@ -45,8 +45,9 @@ def test_int8_on_another_backend_is_refused_before_training(tmp_path, capsys):
 def test_row_holds_every_seed_evaluated_three_ways(reproduced):
     root, _ = reproduced
     row = results_file.read_results(str(root / "results" / "reproduction.json"))["rows"]["tiny"]
-    for name in ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy"):
-        if name == "int8_test_accuracy" and not TENSORFLOW:
+    for name in ("test_accuracy", "tta_test_accuracy", "int8_test_accuracy",
+                 "int8_tta_test_accuracy"):
+        if name.startswith("int8") and not TENSORFLOW:
             assert row[name] is None and row["int8_bytes"] is None
             continue
         assert row[name]["n"] == 2 and len(row[name]["values"]) == 2
@@ -85,6 +86,22 @@ def test_a_second_run_resumes_skips_finished_seeds_and_reuses_the_int8_export(
     out = capsys.readouterr().out
     assert "seed 0 (1/2): done, skipped" in out and "seed 1 (2/2): done, skipped" in out
     assert [path.stat().st_mtime_ns for path in kept] == stamps
+
+
+@pytest.mark.skipif(not TENSORFLOW, reason="the int8 export is TensorFlow's")
+def test_an_export_made_before_int8_tta_was_measured_is_made_again(reproduced, capsys):
+    root, argv = reproduced
+    path = root / "run" / "seed-0" / "export" / "report.json"
+    report = json.loads(path.read_text())
+    del report["formats"]["tflite-int8"]["tta_accuracy"]
+    path.write_text(json.dumps(report))
+    assert run_main(reproduce.main, argv) == 0
+    capsys.readouterr()
+    again = json.loads(path.read_text())["formats"]["tflite-int8"]["tta_accuracy"]
+    row = results_file.read_results(str(root / "results" / "reproduction.json"))["rows"]["tiny"]
+    assert row["int8_tta_test_accuracy"]["values"][0] == again
+    table = (root / "results" / "reproduction.md").read_text()
+    assert f"({100 * row['int8_tta_test_accuracy']['mean']:.2f}%) |" in table
 
 
 def test_an_unfinished_run_is_named_in_the_table_until_its_row_arrives(tmp_path):
