@@ -6,14 +6,15 @@ README leads with, and the accuracy-against-minutes plot. The table has a row pe
 registered variant, in the registry's order: a reproduced variant shows what its seeds
 reached; the others say why they have no number yet, never a guess. Below the table, each
 row's gap to its paper (less the JPEG copy's penalty where it applies), its command,
-machine and any change from the recipe.
+machine, any change from the recipe, and what was found out about it (`python -m
+keras_resnet.results NAME TEXT`).
 """
 
 import contextlib
 import fcntl
 import os
 
-from keras_resnet import variants
+from keras_resnet import cli, variants
 
 DEFAULT_RESULTS = os.path.join("benchmarks", "results", "reproduction.json")
 
@@ -95,12 +96,14 @@ def gap_note(row, penalty):
     return f"{mean:.2f}% against {target:.2f}% ({footing}): {mean - target:+.2f} points, {verdict}"
 
 
-def results_markdown(rows, pending=None, only_rows=False, every_variant=True):
+def results_markdown(rows, pending=None, findings=None, only_rows=False, every_variant=True):
     """README's reproduction table: every registered variant, run or not.
 
     Args:
         rows: dict of row name (a variant's, or `--name`) to a row of `reproduce.build_row`.
         pending: dict of row name to why it has no row (a variant's default: needs a GPU).
+        findings: dict of row name to what was found out about its result (why it falls
+            short of its paper, what its numbers include), ending the row's note.
         only_rows: bool. The given rows only, without the notes. Defaults to `False`.
         every_variant: bool. Also a row for each registered variant not run. Defaults to
             `True`.
@@ -113,7 +116,7 @@ def results_markdown(rows, pending=None, only_rows=False, every_variant=True):
     >>> print(results_markdown({}).splitlines()[2])
     | resnet18 | baseline of 000, 001, 002 | ~89-95% | not run yet: needs a GPU | ...
     """
-    pending = pending or {}
+    pending, findings = pending or {}, findings or {}
     names = [] if only_rows or not every_variant else list(variants.VARIANTS)
     names += [name for name in (*rows, *([] if only_rows else pending)) if name not in names]
     lines = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
@@ -133,7 +136,8 @@ def results_markdown(rows, pending=None, only_rows=False, every_variant=True):
                      f"{deviations}; int8 file {row['int8_bytes'] or 0:,} bytes; trained on "
                      f"{row['trained_on']['device']}, evaluated on {row['machine']['cpu']} "
                      f"({row['machine']['cores']} cores); "
-                     f"`{row['command']}`.")
+                     f"`{row['command']}`."
+                     + (f" {findings[name]}" if findings.get(name) else ""))
     return "\n".join(lines + ([""] + notes if notes else [])) + "\n"
 
 
@@ -216,24 +220,29 @@ def read_results(path):
         ValueError: if `path` is not a results file this command wrote.
     """
     if not os.path.exists(path):
-        return {"rows": {}, "pending": {}}
+        return {"rows": {}, "pending": {}, "findings": {}}
     from keras_resnet.files import read_json
 
     payload = read_json(path, "results")
     if not isinstance(payload, dict) or not all(
-            isinstance(payload.get(key, {}), dict) for key in ("rows", "pending")):
+            isinstance(payload.get(key, {}), dict) for key in ("rows", "pending", "findings")):
         raise ValueError(f"{path} is not a reproduction results file (an object with `rows` "
                          f"and `pending`). Received: results={path!r}")
-    return {"rows": payload.get("rows", {}), "pending": payload.get("pending", {})}
+    return {key: payload.get(key, {}) for key in ("rows", "pending", "findings")}
 
 
-def update_results(path, row=None, pending=None):
+def update_results(path, row=None, pending=None, finding=None):
     """Adds a variant's row (or a note on why it has none yet) and rewrites the `.md` beside.
 
     Args:
         path: str. The results JSON file.
         row: dict or None. A row of `build_row`; it replaces the variant's pending note.
         pending: `(variant, text)` or None. Shown in the table until the row arrives.
+        finding: `(name, text)` or None. Ends the row's note, and stays when the row is
+            written again; an empty text removes it.
+
+    Raises:
+        ValueError: for a finding on a row the file does not have.
     """
     from keras_resnet.files import write_json, write_text
 
@@ -246,8 +255,38 @@ def update_results(path, row=None, pending=None):
             results["pending"].pop(row["name"], None)
         if pending is not None:
             results["pending"][pending[0]] = pending[1]
+        if finding is not None:
+            name, text = finding
+            if name not in results["rows"]:
+                raise ValueError(f"{path} has no row {name!r} to add a finding to; its rows: "
+                                 f"{', '.join(results['rows']) or 'none'}. Received: "
+                                 f"name={name!r}")
+            results["findings"][name] = text.strip()
+            if not results["findings"][name]:
+                del results["findings"][name]
         write_json(path, results)
         write_text(os.path.splitext(path)[0] + ".md", results_markdown(
-            results["rows"], results["pending"],
+            results["rows"], results["pending"], results["findings"],
             every_variant=os.path.basename(path) == os.path.basename(DEFAULT_RESULTS)))
         plot_minutes(results["rows"], os.path.splitext(path)[0] + "_minutes.png")
+
+
+def main(argv=None):
+    """`python -m keras_resnet.results NAME TEXT`: what was found out about a row's result."""
+    parser = cli.ArgumentParser(
+        prog="python -m keras_resnet.results",
+        description="Add a finding to a results row's note (why it falls short of its "
+                    "paper, what its numbers include); it stays when the row is rewritten.")
+    parser.add_argument("name", help="the row (a variant, or reproduce's --name)")
+    parser.add_argument("finding", help="the text; an empty one removes the row's finding")
+    parser.add_argument("--results", default=DEFAULT_RESULTS,
+                        help=f"the results file (default {DEFAULT_RESULTS})")
+    args = parser.parse_args(argv)
+    update_results(args.results, finding=(args.name, args.finding))
+    print(f"{args.results}: finding {'set' if args.finding.strip() else 'removed'} for "
+          f"{args.name}")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run_command(main)

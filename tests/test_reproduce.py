@@ -104,6 +104,29 @@ def test_an_export_made_before_int8_tta_was_measured_is_made_again(reproduced, c
     assert f"({100 * row['int8_tta_test_accuracy']['mean']:.2f}%) |" in table
 
 
+def test_a_finding_ends_the_rows_note_and_outlives_the_row(reproduced, tmp_path, capsys):
+    import shutil
+
+    root, _ = reproduced
+    results = tmp_path / "reproduction.json"
+    shutil.copy(root / "results" / "reproduction.json", results)
+    finding = "Seed 0's time includes a 14-minute pause."
+    assert run_main(results_file.main, ["tiny", finding, "--results", str(results)]) == 0
+    note = [line for line in (tmp_path / "reproduction.md").read_text().splitlines()
+            if line.startswith("- `tiny`")]
+    assert note[0].endswith(finding)
+    row = results_file.read_results(str(results))["rows"]["tiny"]
+    results_file.update_results(str(results), row=row)  # the row written again
+    assert finding in (tmp_path / "reproduction.md").read_text()
+    before = results.read_bytes()
+    assert run_main(results_file.main, ["deep", "x", "--results", str(results)]) == 2
+    error = capsys.readouterr().err
+    assert "has no row 'deep'" in error and len(error.strip().splitlines()) == 1
+    assert results.read_bytes() == before
+    assert run_main(results_file.main, ["tiny", "", "--results", str(results)]) == 0
+    assert finding not in (tmp_path / "reproduction.md").read_text()
+
+
 def test_an_unfinished_run_is_named_in_the_table_until_its_row_arrives(tmp_path):
     results = str(tmp_path / "reproduction.json")
     results_file.update_results(results, pending=("tiny", "not finished yet: resume it"))
@@ -158,7 +181,7 @@ def test_readme_leads_with_the_committed_results_table():
     # README's table is generated: `python -c "from keras_resnet.results import *;
     # print(results_markdown(**read_results(DEFAULT_RESULTS)))"`.
     results = results_file.read_results(str(ROOT / results_file.DEFAULT_RESULTS))
-    table = results_markdown(results["rows"], results["pending"])
+    table = results_markdown(**results)
     readme = (ROOT / "README.md").read_text()
     assert table in readme
     assert readme.index(table) < readme.index("## What it is")
