@@ -287,3 +287,14 @@ def test_lookahead_built_twice_keeps_one_slow_copy_per_weight():
     names = [variable.path for variable in optimizer.variables]
     optimizer.build(model.trainable_variables)
     assert [variable.path for variable in optimizer.variables] == names
+
+
+def test_a_pinned_cpu_run_names_the_cores_it_had(monkeypatch):
+    from keras_resnet.training import runtime
+
+    monkeypatch.setattr(runtime, "accelerator", lambda: "cpu")
+    monkeypatch.setattr(runtime.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0}, raising=False)
+    assert runtime.device_description().startswith("cpu x1 of 2")
+    monkeypatch.setattr(runtime.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert runtime.device_description().split(" (")[0] == "cpu x2"

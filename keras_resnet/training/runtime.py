@@ -18,7 +18,16 @@ def accelerator():
 
 
 def device_description():
-    """Returns a short description of the training device, e.g. `"cpu x2 (AMX-BF16)"`."""
+    """Returns a short description of the training device, e.g. `"cpu x2 (AMX-BF16)"`.
+
+    On a CPU, the cores this process may run on: a run pinned to one core of two (`taskset
+    -c 0`) is `"cpu x1 of 2"`, not the machine's count.
+
+    Example:
+
+    >>> device_description().startswith(("cpu x", "gpu x", "tpu x"))
+    True
+    """
     kind = accelerator()
     if kind != "cpu":
         name = ""
@@ -29,7 +38,9 @@ def device_description():
         return f"{kind} x{len(keras.distribution.list_devices())}{name}"
     flags = _cpu_flags()
     extra = " (AMX-BF16)" if "amx_bf16" in flags else " (AVX512-BF16)" if "avx512_bf16" in flags else ""
-    return f"cpu x{os.cpu_count()}{extra}"
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    share = "" if cores == os.cpu_count() else f" of {os.cpu_count()}"
+    return f"cpu x{cores}{share}{extra}"
 
 
 def machine_info():
