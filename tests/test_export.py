@@ -181,6 +181,12 @@ def test_flip_tta_averages_each_image_with_its_left_right_mirror():
     np.testing.assert_array_equal(seen[1], images[:, :, ::-1])
 
 
+def test_an_export_folder_has_the_mode_of_any_new_folder(exported, tmp_path):
+    export_dir, _ = exported
+    os.makedirs(tmp_path / "made")
+    assert os.stat(export_dir).st_mode == os.stat(tmp_path / "made").st_mode
+
+
 def test_int8_calibrates_on_training_images_only(exported, data):
     assert len(CALIBRATED) == 1
     train = {bytes(image) for image in data["x_train"]}

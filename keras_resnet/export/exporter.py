@@ -275,6 +275,11 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
     manifest.check_export_folder(output_dir, export_names(formats))
     os.makedirs(os.path.dirname(output_dir), exist_ok=True)
     build = tempfile.mkdtemp(prefix=".export-tmp-", dir=os.path.dirname(output_dir))
+    # mkdtemp's folder is private (0700); the export is renamed into place, so it gets the
+    # mode any folder made here would (a shipped model's folder is read by other users).
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(build, 0o777 & ~umask)
     try:
         # The TFLite converter reads the SavedModel, so it is always written first; so is
         # the Keras file, whose size the report gives. Those not asked are dropped below.
