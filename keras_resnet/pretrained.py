@@ -174,7 +174,7 @@ def listing(root=None):
             + (f"{100 * seeds['mean']:.2f} +- {100 * seeds['std']:.2f}% ({seeds['n']})"
                if seeds else "-")
             + f" | {100 * card['int8_test_accuracy']:.2f}% | {card['int8_bytes']:,} | "
-            f"{card.get('arena_bytes') or '-'} |")
+            f"{format(card['arena_bytes'], ',') if card.get('arena_bytes') else '-'} |")
     return "\n".join(lines) + "\n"
 
 
