@@ -74,7 +74,8 @@ model-index:
 # {name}: keras_resnet's `{card['variant']}` trained on CIFAR-10
 
 Architecture `{card['variant']}`{" changed" if changes else ""}
-(`keras_resnet.get_variant({call})`): {card['trainable_params']:,} trainable parameters, {card['macs_per_image'] or 0:,}
+(`keras_resnet.get_variant({call})`):
+{card['trainable_params']:,} trainable parameters, {card['macs_per_image'] or 0:,}
 multiply-accumulates an image. Input: raw 32x32 RGB pixels, 0-255 (normalization is
 inside the model); output: the probabilities of CIFAR-10's ten classes.
 

@@ -95,8 +95,8 @@ def evaluate_seed(folder, data, int8=True, tflm=False):
 
     Returns:
         dict with `test_accuracy`, `tta_test_accuracy`, `train_seconds`, `epochs`; with
-        `int8`, `int8_test_accuracy`, `int8_tta_test_accuracy` and `int8_bytes`; with `tflm`, `tflm_test_accuracy`
-        and `arena_bytes`.
+        `int8`, `int8_test_accuracy`, `int8_tta_test_accuracy` and `int8_bytes`; with
+        `tflm`, `tflm_test_accuracy` and `arena_bytes`.
     """
     from keras_resnet.export.runtime import load_keras_model
     from keras_resnet.training.evaluate import predict_probabilities

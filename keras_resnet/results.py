@@ -22,8 +22,8 @@ NOT_RUN = "not run yet: needs a GPU"
 # airbench94 lost 3.3 points on the JPEG copy against the original CIFAR-10 (issue 21).
 JPEG_PENALTY_POINTS = 3.0
 HEADER = ("| name | paper | paper's accuracy | test accuracy, mean +- std (seeds) | "
-          "flip TTA | int8 (with flip TTA) | TFLM (arena bytes) | params | epochs | train time a seed | "
-          "images/s | trained on | data | date |")
+          "flip TTA | int8 (with flip TTA) | TFLM (arena bytes) | params | epochs | "
+          "train time a seed | images/s | trained on | data | date |")
 
 
 def _percent(spread):
@@ -246,6 +246,9 @@ def update_results(path, row=None, pending=None, finding=None):
     """
     from keras_resnet.files import write_json, write_text
 
+    if finding is not None and not os.path.isfile(path):
+        raise ValueError(f"{path} is not a results file; a finding goes on a row of one. "
+                         f"Received: results={path!r}")
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     with _locked_folder(folder):

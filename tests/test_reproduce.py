@@ -123,6 +123,10 @@ def test_a_finding_ends_the_rows_note_and_outlives_the_row(reproduced, tmp_path,
     error = capsys.readouterr().err
     assert "has no row 'deep'" in error and len(error.strip().splitlines()) == 1
     assert results.read_bytes() == before
+    assert run_main(results_file.main, ["tiny", "x", "--results",
+                                        str(tmp_path / "new" / "r.json")]) == 2
+    assert "is not a results file" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()
     assert run_main(results_file.main, ["tiny", "", "--results", str(results)]) == 0
     assert finding not in (tmp_path / "reproduction.md").read_text()
 

@@ -144,8 +144,8 @@ def report_markdown(report):
     float_bytes = formats.get("tflite", {}).get("bytes")
     macs = report.get("macs_per_image")
     lines = ["| format | file | bytes | vs float32 tflite | flash bytes | arena bytes | "
-             "MACs/image | accuracy | flip TTA accuracy | agreement | max abs prob diff | latency ms, 1 thread "
-             f"(mean / p50 / p99) | latency ms, {report['machine']['cores']} threads "
+             "MACs/image | accuracy | flip TTA accuracy | agreement | max abs prob diff | "
+             "latency ms, 1 thread (mean / p50 / p99) | latency ms, {report['machine']['cores']} threads "
              "(mean / p50 / p99) |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
 
@@ -201,8 +201,8 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
     The float32 Keras model is the reference: each format is scored on the same test
     images for accuracy (and, but under TFLM, accuracy with flip test-time augmentation),
     agreement with its predictions and largest probability difference, file size, and
-    single-image CPU latency. A model trained under a mixed
-    precision policy is exported in float32 (see `keras_resnet.model.float32_model`).
+    single-image CPU latency. A model trained under a mixed precision policy is exported
+    in float32 (see `keras_resnet.model.float32_model`).
 
     `tflm` (TensorFlow Lite Micro, needs the `tflm` extra) implies `tflite-int8`: that
     model is run under TFLM's interpreter on every test image, in the tensor arena found
@@ -236,7 +236,8 @@ def export_model(model, output_dir, formats, calibration_images=None, test_image
 
     Returns:
         The report: `{"formats": {name: {"file", "bytes", "accuracy", "tta_accuracy",
-        "agreement", "max_abs_diff", "latency_ms"}}, ...}`, also written to `report.json`/`report.md`.
+        "agreement", "max_abs_diff", "latency_ms"}}, ...}`, also written to `report.json`
+        and `report.md`.
 
     Raises:
         ValueError: on an unknown format, int8 without calibration images, labels
