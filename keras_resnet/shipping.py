@@ -62,7 +62,7 @@ def _seeds_summary(run_dir):
         "seeds": summary["seeds"]}
 
 
-def build_card(name, run_config, metrics, report, seeds, spot, tta_accuracy, data_label):
+def build_card(name, run_config, metrics, report, seeds, spot, data_label):
     """The numbers of a model card (`card.json`)."""
     from keras_resnet.model import count_params
     from keras_resnet.config import ResNetConfig
@@ -82,7 +82,7 @@ def build_card(name, run_config, metrics, report, seeds, spot, tta_accuracy, dat
         "trainable_params": count_params(ResNetConfig.from_dict(run_config["model"]))[
             "trainable"],
         "macs_per_image": report.get("macs_per_image"),
-        "test_accuracy": metrics["test_accuracy"], "tta_test_accuracy": tta_accuracy,
+        "test_accuracy": metrics["test_accuracy"], "tta_test_accuracy": formats["keras"]["tta_accuracy"],
         "int8_test_accuracy": int8["accuracy"], "int8_tta_test_accuracy": int8["tta_accuracy"],
         "int8_bytes": int8["bytes"],
         "int8_latency_ms": (int8.get("latency_ms") or {}).get("threads_1"),
@@ -108,7 +108,6 @@ def ship_run(run_dir, name, root=None, data_dir=None, latency_runs=100):
     from keras_resnet.export.exporter import export_model
     from keras_resnet.export.runtime import load_keras_model
     from keras_resnet.reproduce import data_label
-    from keras_resnet.training.evaluate import predict_probabilities
 
     if not name or not name.replace("_", "").replace("-", "").isalnum():
         raise ValueError(f"A shipped name is letters, digits, - and _. Received: name={name!r}")
@@ -135,10 +134,8 @@ def ship_run(run_dir, name, root=None, data_dir=None, latency_runs=100):
         os.remove(os.path.join(build, "manifest.json"))  # an export's, not a shipped model's
         shutil.copyfile(model_path, os.path.join(build, pretrained.FILES["float"]))
         write_json(os.path.join(build, run_folder.CONFIG_FILE), run_config)
-        tta = float((predict_probabilities(model, data.x_test, flip=True).argmax(-1)
-                     == data.y_test).mean())
         card = build_card(name, run_config, metrics, report, _seeds_summary(run_dir),
-                          spot_check(build, data.x_test, data.y_test), tta,
+                          spot_check(build, data.x_test, data.y_test),
                           data_label(data_dir or run_config["data"].get("data_dir")))
         write_json(os.path.join(build, pretrained.CARD), card)
         write_text(os.path.join(build, "README.md"), model_card.card_markdown(card))

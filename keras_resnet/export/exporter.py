@@ -87,8 +87,9 @@ def _evaluate(model, formats, folder, entries, test_images, test_labels, latency
                 if fmt != "tflm":
                     # What a device that can afford two passes reaches: flip test-time
                     # augmentation, the mean of the image's and its mirror's probabilities.
-                    # Not under TFLM: its Python runtime takes ~35 ms an image here, and
-                    # its arithmetic is checked against tflite-int8's just below.
+                    # Not under TFLM: its Python runtime (reference kernels) is the slow
+                    # pass of an export, and its arithmetic is checked against
+                    # tflite-int8's just below.
                     row["tta_accuracy"] = _flip_accuracy(predictor, test_images,
                                                          probabilities, test_labels)
             if fmt == "tflm":
