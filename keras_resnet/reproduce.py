@@ -244,18 +244,18 @@ def _train(args, output, command):
         if os.path.isfile(os.path.join(output, run_folder.CONFIG_FILE)):
             epochs = getattr(args, "epochs", None) or (
                 "all" if args.config else get_recipe(args.variant, args.recipe or "paper").epochs)
-            # Written when the run starts and when it fails: a killed run's note holds the
-            # progress of its last start.
+            # Written when the run starts (once its folder records the configuration) and
+            # when it fails: a killed run's note holds the progress of its last start.
             done = progress(output, args.seeds, epochs)
             update_results(args.results, pending=(args.name, (
                 f"not finished yet: {epochs} epochs x {len(args.seeds)} seeds, last started "
                 f"{datetime.date.today()}{f' ({done})' if done else ''}; `{command}` "
                 f"resumes it")))
 
-    mark_unfinished()
     code = None
     try:
-        code = training_command.main(training_arguments(args, output))
+        code = training_command.main(training_arguments(args, output),
+                                     on_start=mark_unfinished)
         return code
     finally:
         if code != 0:

@@ -268,6 +268,9 @@ def update_results(path, row=None, pending=None, finding=None):
             if not results["findings"][name]:
                 del results["findings"][name]
         write_json(path, results)
+        # The table shows what the file holds (tuples become lists, keys sorted), so it reads
+        # the same as one generated from the file later (README's).
+        results = read_results(path)
         write_text(os.path.splitext(path)[0] + ".md", results_markdown(
             results["rows"], results["pending"], results["findings"],
             every_variant=os.path.basename(path) == os.path.basename(DEFAULT_RESULTS)))

@@ -103,7 +103,18 @@ def over_export_budget(export_dir, config, flash_budget=None, arena_budget=None)
     return None
 
 
-def main(argv=None):
+def main(argv=None, on_start=None):
+    """Runs `train.py`: trains, evaluates and optionally exports one run or repeated seeds.
+
+    Args:
+        argv: list of str or None. The command line (`sys.argv[1:]` when `None`).
+        on_start: callable or None. Called without arguments once a repeated run's folder
+            records its configuration, before its first epoch (`reproduce` names the run in
+            the results table then).
+
+    Returns:
+        The exit code: 0, or non-zero for a diverged run or an export over its budget.
+    """
     import os
     import time
 
@@ -169,11 +180,11 @@ def main(argv=None):
     # their folder too: the outer one in run_repeats, each seed's in fit.)
     with run_folder.hold(output, args.resume):
         return _train(args, output, variant, config, train_config, data_info, param_budget,
-                      budgets, export_formats, seeds)
+                      budgets, export_formats, seeds, on_start)
 
 
 def _train(args, output, variant, config, train_config, data_info, param_budget, budgets,
-           export_formats, seeds):
+           export_formats, seeds, on_start):
     import dataclasses
     import os
 
@@ -204,7 +215,8 @@ def _train(args, output, variant, config, train_config, data_info, param_budget,
         if seeds is not None:
             summary = repeats.run_repeats(config, train_config, data, output, seeds,
                                           variant=variant, resume=args.resume,
-                                          data_info=data_info, verbose=verbose)
+                                          data_info=data_info, verbose=verbose,
+                                          on_start=on_start)
             print(repeats.summary_markdown(summary))
             cli.print_json_line({"run_dir": output, "seeds": summary["seeds"], **{
                 name: values["mean"] for name, values in summary["metrics"].items()}})

@@ -88,7 +88,7 @@ def seed_dir(run_dir, seed):
 
 
 def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custom",
-                resume=False, data_info=None, verbose="auto", log=print):
+                resume=False, data_info=None, verbose="auto", log=print, on_start=None):
     """Trains the configuration once per seed into `run_dir/seed-<n>/`, then summarizes.
 
     Each seed is an ordinary `fit.fit` run with `TrainConfig.seed` replaced. With `resume`,
@@ -106,6 +106,8 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
         data_info: dict or None. Recorded in every `config.json`.
         verbose: Keras `fit` verbosity. Defaults to `"auto"`.
         log: callable taking a line of progress. Defaults to `print`.
+        on_start: callable or None. Called once `run_dir` records the configuration, before
+            the first seed trains.
 
     Returns:
         The summary dict also written to `summary.json`.
@@ -125,6 +127,8 @@ def run_repeats(model_config, train_config, data, run_dir, seeds, variant="custo
         run_folder.record_config(run_dir, run_folder.run_config(
             variant, model_config, train_config, data_info))
         write_json(os.path.join(run_dir, SEEDS_FILE), {"seeds": list(seeds)})
+        if on_start is not None:
+            on_start()
         for index, seed in enumerate(seeds, 1):
             folder = seed_dir(run_dir, seed)
             if seed in done:
