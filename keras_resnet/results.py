@@ -118,7 +118,9 @@ def results_markdown(rows, pending=None, findings=None, only_rows=False, every_v
     """
     pending, findings = pending or {}, findings or {}
     names = [] if only_rows or not every_variant else list(variants.VARIANTS)
-    names += [name for name in (*rows, *([] if only_rows else pending)) if name not in names]
+    # A row being run again (more seeds, a new measurement) has a pending note too: one line.
+    names += [name for name in dict.fromkeys((*rows, *([] if only_rows else pending)))
+              if name not in names]
     lines = [HEADER, "|---" * (HEADER.count("|") - 1) + "|"]
     for name in names:
         lines.append(_row(name, rows[name]) if name in rows

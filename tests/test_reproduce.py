@@ -78,6 +78,14 @@ def test_markdown_has_every_variant_and_says_why_one_has_no_number(reproduced):
     assert table == results_markdown(**results)
 
 
+def test_a_row_run_again_is_one_line_until_its_new_row_arrives(reproduced):
+    root, _ = reproduced
+    row = results_file.read_results(str(root / "results" / "reproduction.json"))["rows"]["tiny"]
+    # A named row (`--name`), not a registry variant's: listed from the file's rows and notes.
+    table = results_markdown({"tiny_fast": row}, {"tiny_fast": "not finished yet: resume it"})
+    assert table.count("| tiny_fast |") == 1 and table.count("- `tiny_fast`:") == 1, table
+
+
 def test_a_second_run_resumes_skips_finished_seeds_and_reuses_the_int8_export(
         reproduced, capsys):
     root, argv = reproduced
