@@ -82,7 +82,8 @@ def build_card(name, run_config, metrics, report, seeds, spot, data_label):
         "trainable_params": count_params(ResNetConfig.from_dict(run_config["model"]))[
             "trainable"],
         "macs_per_image": report.get("macs_per_image"),
-        "test_accuracy": metrics["test_accuracy"], "tta_test_accuracy": formats["keras"]["tta_accuracy"],
+        "test_accuracy": metrics["test_accuracy"],
+        "tta_test_accuracy": formats["keras"]["tta_accuracy"],
         "int8_test_accuracy": int8["accuracy"], "int8_tta_test_accuracy": int8["tta_accuracy"],
         "int8_bytes": int8["bytes"],
         "int8_latency_ms": (int8.get("latency_ms") or {}).get("threads_1"),
