@@ -22,11 +22,10 @@ if [[ $CORE != both ]]; then
   export TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1
   PIN=(taskset -c "$CORE")
 fi
-# The candidate's recipe, as in edge_seeds.sh; each lever overrides one part (argparse keeps
+# The candidate's row of edge_seeds.sh; each lever overrides one part of it (argparse keeps
 # the last value given).
-OURS=(--config benchmarks/edge_blocks_1_2_1.json --optimizer sgd --learning-rate 0.2
-      --momentum 0.9 --nesterov --weight-decay 5e-4 --schedule one_cycle --warmup-epochs 3
-      --batch-size 128 --label-smoothing 0.1 --augment crop,flip --epochs 15)
+source "$(dirname "$0")/edge_recipe.sh"
+BASE=(--config benchmarks/edge_blocks_1_2_1.json "${OURS[@]}" --epochs 15)
 case $LEVER in
   b512) NAME=blocks_1_2_1_b512; CHANGE=(--batch-size 512 --learning-rate 0.4 --epochs 24) ;;
   ls0) NAME=blocks_1_2_1_ls0; CHANGE=(--label-smoothing 0) ;;
@@ -35,4 +34,4 @@ case $LEVER in
 esac
 "${PIN[@]}" python -m keras_resnet.reproduce resnet8 --name "$NAME" --seeds 0 --tflm --tta \
   --data-dir "$DATA" --results "$RESULTS" --output "runs/edge/levers/$NAME" \
-  "${OURS[@]}" "${CHANGE[@]}"
+  "${BASE[@]}" "${CHANGE[@]}"

@@ -25,11 +25,8 @@ reproduce() {
   taskset -c "$CORE" python -m keras_resnet.reproduce resnet8 --name "$name" --seeds 0,1,2 \
     --tflm --tta --data-dir "$DATA" --results "$RESULTS" --output "runs/edge/seeds/$name" "$@"
 }
-# Ours: SGD with Nesterov momentum, one-cycle to 0.2 after 3 warm-up epochs, batch 128, label
-# smoothing 0.1, weight decay 5e-4, crop and flip.
-OURS=(--optimizer sgd --learning-rate 0.2 --momentum 0.9 --nesterov --weight-decay 5e-4
-      --schedule one_cycle --warmup-epochs 3 --batch-size 128 --label-smoothing 0.1
-      --augment crop,flip)
+# Ours (OURS): SGD Nesterov one-cycle, batch 128, label smoothing 0.1, crop and flip.
+source "$(dirname "$0")/edge_recipe.sh"
 reproduce edge_blocks_1_2_1 --config benchmarks/edge_blocks_1_2_1.json --epochs 15 "${OURS[@]}"
 reproduce resnet8_ours --epochs 20 "${OURS[@]}"
 # MLPerf Tiny's recipe (the registry's resnet8 recipe: Adam 1e-3 x0.99 an epoch, batch 32,
